@@ -1,0 +1,98 @@
+"""Render the nginx configuration from the one source in ``nginx/`` (Jinja2 templates).
+
+The native launcher calls :func:`render` directly; Ansible's ``template`` module
+and the compose image render the same files with the same variables (see
+``nginx/README.md``). ``python -m deploy.nginx --help`` renders from the shell.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import jinja2
+
+NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+
+# Variables of the templates and their defaults. ``web_servers`` and
+# ``asgi_servers`` are lists of "host:port"; seconds are ints.
+DEFAULTS = {
+    "listen": "127.0.0.1:8080",
+    "server_name": "_",
+    "web_servers": ["127.0.0.1:8000"],
+    "asgi_servers": ["127.0.0.1:8100"],
+    "static_root": "/srv/switchyard/static",
+    "asgi_ping_interval": 20,
+    "ws_read_timeout": None,  # default: 3 x asgi_ping_interval
+    "resolver": None,  # e.g. "127.0.0.11" for Docker's DNS; enables upstream `resolve`
+    "worker_connections": 4096,
+    "mime_types": "/etc/nginx/mime.types",
+    "run_as_user": None,
+}
+
+
+def context(**overrides):
+    """Return the full template context (dict): :data:`DEFAULTS` updated with ``overrides``.
+
+    Raises ``KeyError`` for a variable the templates do not know, and
+    ``ValueError`` when ``ws_read_timeout`` (seconds) is not above
+    ``asgi_ping_interval`` (seconds): nginx would then cut idle sockets.
+    """
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise KeyError(f"unknown nginx template variables: {', '.join(sorted(unknown))}")
+    values = {**DEFAULTS, **overrides}
+    if values["ws_read_timeout"] is None:
+        values["ws_read_timeout"] = 3 * values["asgi_ping_interval"]
+    if values["ws_read_timeout"] <= values["asgi_ping_interval"]:
+        raise ValueError("ws_read_timeout must be above asgi_ping_interval")
+    return values
+
+
+def _environment():
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(NGINX_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(out_dir, main=False, **overrides):
+    """Write ``conf.d/*.conf`` (and with ``main=True`` an ``nginx.conf``) into ``out_dir``.
+
+    ``out_dir`` is a path; ``main`` also renders the main context used by the
+    native mode, which needs ``run_dir`` and ``log_dir`` paths passed in
+    ``overrides`` too. Returns the list of written paths.
+    """
+    out_dir = Path(out_dir)
+    conf_d = out_dir / "conf.d"
+    conf_d.mkdir(parents=True, exist_ok=True)
+    extra = {key: overrides.pop(key) for key in ("run_dir", "log_dir") if key in overrides}
+    values = context(**overrides)
+    env = _environment()
+    written = []
+    for template in sorted((NGINX_DIR / "conf.d").glob("*.conf.j2")):
+        target = conf_d / template.name[: -len(".j2")]
+        target.write_text(env.get_template(f"conf.d/{template.name}").render(values))
+        written.append(target)
+    if main:
+        target = out_dir / "nginx.conf"
+        target.write_text(env.get_template("nginx.conf.j2").render(values, conf_d=conf_d, **extra))
+        written.append(target)
+    return written
+
+
+def main(argv=None):
+    """Command line: ``python -m deploy.nginx OUT_DIR [--main] [--set JSON]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--main", action="store_true", help="also write nginx.conf (native mode)")
+    parser.add_argument("--set", default="{}", help="JSON object of template variables")
+    args = parser.parse_args(argv)
+    for path in render(args.out_dir, main=args.main, **json.loads(args.set)):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ChatConfig(AppConfig):
+    """Rooms, messages, the chat consumer and the messages API."""
+
+    name = "chat"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,30 @@
+"""ASGI entrypoint for the WebSocket workers (daphne or uvicorn, via ``manage.py runasgi``).
+
+nginx sends only ``/ws/`` here. Every WebSocket route is wrapped, outermost
+first, in ``AllowedHostsOriginValidator`` (the handshake's Origin must match
+``ALLOWED_HOSTS``, else 403) and ``AuthMiddlewareStack`` (the Django session
+cookie becomes ``scope["user"]``). Plain HTTP is answered by Django too, so a
+container or unit healthcheck can ask a worker for ``/healthz`` directly.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
+
+# Set up Django (apps, settings) before importing code that uses models.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from chat.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -1,0 +1,80 @@
+"""``manage.py runasgi``: start one ASGI worker (daphne or uvicorn) with Switchyard's flags.
+
+Every delivery path starts its WebSocket workers with this command, so the
+server flags (keepalive pings, message size limit, proxy headers) are written
+once, here, from settings. The process ``exec``s the server: signals from the
+supervisor (supervisord, Docker, systemd) reach daphne or uvicorn directly.
+"""
+
+import os
+import shutil
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+SERVERS = ("daphne", "uvicorn")
+APPLICATION = "switchyard.asgi:application"
+
+
+def server_argv(server, host, port):
+    """Return the argv (list of str) that starts ``server`` on ``host``:``port``.
+
+    ``server`` is ``"daphne"`` or ``"uvicorn"``; ``port`` an int. Ping interval
+    and timeout (seconds) and the message size limit (bytes) come from
+    settings. Raises ``ValueError`` for another server name.
+    """
+    interval, timeout = settings.ASGI_PING_INTERVAL, settings.ASGI_PING_TIMEOUT
+    max_bytes = settings.WEBSOCKET_MAX_MESSAGE_BYTES
+    if server == "daphne":
+        return [
+            "daphne",
+            "--bind", host,
+            "--port", str(port),
+            "--ping-interval", str(interval),
+            "--ping-timeout", str(timeout),
+            "--websocket-max-message-size", str(max_bytes),
+            "--websocket-max-frame-size", str(max_bytes),
+            "--proxy-headers",
+            APPLICATION,
+        ]
+    if server == "uvicorn":
+        return [
+            "uvicorn",
+            "--host", host,
+            "--port", str(port),
+            "--ws", "websockets",
+            "--ws-ping-interval", str(interval),
+            "--ws-ping-timeout", str(timeout),
+            "--ws-max-size", str(max_bytes),
+            "--ws-per-message-deflate", "false",
+            "--proxy-headers",
+            "--forwarded-allow-ips", "*",
+            "--lifespan", "off",
+            APPLICATION,
+        ]
+    raise ValueError(f"unknown ASGI server {server!r}; choose one of {', '.join(SERVERS)}")
+
+
+class Command(BaseCommand):
+    help = "Start one ASGI worker (daphne or uvicorn) serving switchyard.asgi:application."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--server", choices=SERVERS, default=None, help="default: settings.ASGI_SERVER")
+        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8100, help="TCP port to bind (default 8100)")
+
+    def handle(self, *args, server=None, host="127.0.0.1", port=8100, **options):
+        server = server or settings.ASGI_SERVER
+        try:
+            argv = server_argv(server, host, port)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        # The server is installed beside this interpreter (same virtualenv).
+        executable = os.path.join(os.path.dirname(sys.executable), argv[0])
+        if not os.path.exists(executable):
+            executable = shutil.which(argv[0])
+        if not executable:
+            raise CommandError(f"{argv[0]} is not installed (pip install -r requirements.txt)")
+        sys.stdout.flush()
+        os.execv(executable, argv)

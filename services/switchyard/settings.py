@@ -1,0 +1,180 @@
+"""Settings of the Switchyard project, read once, here, from the environment.
+
+Every delivery path (native ``scripts/stack``, compose, Ansible) configures the
+project only through the environment variables below; ``deploy/env.example``
+lists them with their meaning. Values are parsed with django-environ.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = "django-insecure-debug-only-key"  # noqa: S105 - DEBUG only
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # first: its runserver serves ASGI in development
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "switchyard",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "switchyard.urls"
+WSGI_APPLICATION = "switchyard.wsgi.application"
+ASGI_APPLICATION = "switchyard.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+# PostgreSQL in the compose and Ansible stacks; SQLite is the embedded default of
+# the native mode, tuned so that gunicorn and several ASGI workers can write to
+# it at once (WAL, a busy timeout, and write locks taken at BEGIN).
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and the channel layer ---------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            # Messages waiting per channel before channels_redis drops new ones.
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+            # Seconds an undelivered message lives in Redis.
+            "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
+            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="switchyard"),
+        },
+    },
+}
+
+# --- Auth, sessions, security --------------------------------------------------
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# nginx is the only client of gunicorn and the ASGI workers and always sets
+# X-Forwarded-Proto, so Django may trust it to tell HTTPS requests apart.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HTTPS: true where nginx terminates TLS (compose prod, Ansible). It makes the
+# session and CSRF cookies Secure and turns on HSTS.
+HTTPS = env.bool("HTTPS", default=False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_SSL_REDIRECT = False  # nginx redirects port 80 to 443 before Django sees it
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Internationalisation, static files --------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+# collectstatic writes here and nginx serves it straight from disk.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+
+# --- ASGI workers ------------------------------------------------------------
+# Read by ``manage.py runasgi``, which starts daphne or uvicorn with them.
+
+ASGI_SERVER = env.str("ASGI_SERVER", default="daphne")
+# Seconds a socket may be idle before the server pings it; nginx's
+# proxy_read_timeout for /ws/ must stay above this.
+ASGI_PING_INTERVAL = env.int("ASGI_PING_INTERVAL", default=20)
+# Seconds to wait for the pong before closing the socket.
+ASGI_PING_TIMEOUT = env.int("ASGI_PING_TIMEOUT", default=20)
+# Largest incoming WebSocket message the ASGI server accepts, in bytes.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 * 1024)
+
+# --- Chat ----------------------------------------------------------------------
+
+# Longest message body accepted, in characters (Unicode code points).
+CHAT_MAX_BODY_CHARS = env.int("CHAT_MAX_BODY_CHARS", default=2000)
+# Messages in the welcome frame's history, at most.
+CHAT_HISTORY_LIMIT = env.int("CHAT_HISTORY_LIMIT", default=50)
+# Messages one ``GET /api/rooms/<room>/messages`` page returns, at most.
+CHAT_API_PAGE_LIMIT = env.int("CHAT_API_PAGE_LIMIT", default=500)
+
+# --- Logging -----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
