@@ -1,0 +1,143 @@
+"""Real clients of a running stack, for the stack tests: HTTP through ``requests``,
+WebSockets through the ``websockets`` library's synchronous client.
+
+Everything talks to the front door (nginx) only, by its base URL, so the same
+clients drive the native, compose and Ansible stacks.
+"""
+
+import json
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import requests
+from websockets.sync.client import connect
+
+
+class ChatClient:
+    """A signed-in user of the stack at ``base_url`` (e.g. ``http://127.0.0.1:8080``).
+
+    :meth:`login` signs in through Django's login form (with its CSRF token),
+    like a browser; the session cookie then opens sockets and calls the API.
+    """
+
+    def __init__(self, base_url, username, password, verify=True):
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.http = requests.Session()
+        self.http.verify = verify
+
+    def login(self):
+        """Sign in; return self. Raises ``AssertionError`` when the form refuses the credentials."""
+        login_url = f"{self.base_url}/accounts/login/"
+        self.http.get(login_url, timeout=10).raise_for_status()
+        response = self.http.post(
+            login_url,
+            data={"username": self.username, "password": self.password, "csrfmiddlewaretoken": self.csrf_token},
+            headers={"Referer": login_url},
+            timeout=10,
+        )
+        assert "sessionid" in self.http.cookies, f"sign-in as {self.username} failed ({response.status_code})"
+        return self
+
+    @property
+    def csrf_token(self):
+        """The ``csrftoken`` cookie's value (str)."""
+        return self.http.cookies["csrftoken"]
+
+    def cookie_header(self):
+        """The ``Cookie`` header value carrying this client's session."""
+        return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+
+    def ws_url(self, room, after=None):
+        """The WebSocket URL of a room (``ws://`` or ``wss://`` like the base URL)."""
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        query = "" if after is None else f"?after={after}"
+        return f"{scheme}://{parts.netloc}/ws/chat/{room}/{query}"
+
+    @contextmanager
+    def socket(self, room, after=None, origin=None, cookie=True):
+        """Open a socket to ``room`` (context manager yielding a :class:`Socket`).
+
+        ``origin`` defaults to the base URL (what a browser on the page sends);
+        ``cookie=False`` opens it without the session.
+        """
+        headers = {"Cookie": self.cookie_header()} if cookie else {}
+        with connect(
+            self.ws_url(room, after),
+            origin=origin or self.base_url,
+            additional_headers=headers,
+            open_timeout=10,
+            ssl=None if urlsplit(self.base_url).scheme == "http" else _ssl_context(self.http.verify),
+        ) as connection:
+            yield Socket(connection)
+
+    def post_message(self, room, body):
+        """POST a message through the API; return the ``requests.Response``."""
+        return self.http.post(
+            f"{self.base_url}/api/rooms/{room}/messages",
+            json={"body": body},
+            headers={"X-CSRFToken": self.csrf_token, "Referer": f"{self.base_url}/chat/{room}/"},
+            timeout=10,
+        )
+
+    def messages_after(self, room, after=0):
+        """GET the room's messages after an id; return the list of message dicts."""
+        response = self.http.get(f"{self.base_url}/api/rooms/{room}/messages", params={"after": after}, timeout=10)
+        response.raise_for_status()
+        return response.json()["messages"]
+
+
+def _ssl_context(verify):
+    import ssl
+
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Socket:
+    """A connected chat socket: JSON frames in and out, with timeouts in seconds."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.welcome = self.recv(frame_type="welcome")
+
+    @property
+    def worker(self):
+        """The ``"host:pid"`` of the ASGI worker holding this socket (from the welcome frame)."""
+        return self.welcome["worker"]
+
+    def send(self, frame):
+        """Send a frame: a dict (as JSON) or a raw str."""
+        self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def say(self, body):
+        """Send a chat message with ``body``."""
+        self.send({"type": "message", "body": body})
+
+    def recv(self, timeout=10, frame_type=None):
+        """Return the next frame (dict), skipping frames of other types when ``frame_type`` is given.
+
+        Raises ``TimeoutError`` when none arrives within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {frame_type or 'frame'} within {timeout}s")
+            frame = json.loads(self.connection.recv(timeout=remaining))
+            if frame_type is None or frame["type"] == frame_type:
+                return frame
+
+    def recv_message(self, body, timeout=10):
+        """Return the message frame with ``body``, skipping others; ``TimeoutError`` if it never comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(timeout=max(0.01, deadline - time.monotonic()), frame_type="message")
+            if frame["body"] == body:
+                return frame

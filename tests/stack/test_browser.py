@@ -1,0 +1,75 @@
+"""A real browser: Debian's headless Chromium, driven by Playwright, two signed-in
+users in one room on different ASGI workers. Leaves a screenshot in
+var/test-output/."""
+
+import shutil
+import uuid
+
+import pytest
+
+from tests.conftest import PASSWORDS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; the rest keeps it off the network,
+# which this machine does not have anyway.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def open_room(browser, base_url, user, room):
+    page = browser.new_context().new_page()
+    page.goto(f"{base_url}/chat/{room}/")
+    assert "/accounts/login/" in page.url  # the room page asks for sign-in first
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/chat/{room}/")
+    page.wait_for_selector("#state[data-state=connected]", timeout=15000)
+    return page
+
+
+def worker_of(page):
+    return page.text_content("#worker")
+
+
+def test_two_browsers_chat_across_workers(browser, base_url, output_dir, stack):
+    room = f"browser-{uuid.uuid4().hex[:8]}"
+    alice = open_room(browser, base_url, "alice", room)
+    bob = open_room(browser, base_url, "bob", room)
+    for _ in range(5):  # least_conn puts bob's socket on the other worker; make sure
+        if worker_of(bob) != worker_of(alice):
+            break
+        bob.reload()
+        bob.wait_for_selector("#state[data-state=connected]", timeout=15000)
+    assert worker_of(alice) != worker_of(bob), "both sockets on one worker"
+
+    alice.fill("#body", "hello from alice's browser")
+    alice.press("#body", "Enter")
+    line = bob.wait_for_selector("#messages li:has-text(\"hello from alice's browser\")", timeout=10000)
+    assert "alice" in line.text_content()
+    # The sender sees it too, once, and the input was cleared.
+    alice.wait_for_selector("#messages li:has-text(\"hello from alice's browser\")", timeout=10000)
+    assert alice.locator("#messages li").count() == 1
+    assert alice.input_value("#body") == ""
+
+    shot = output_dir / f"browser-chat-{stack.config.asgi_server}.png"
+    bob.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 1000

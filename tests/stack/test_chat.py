@@ -1,0 +1,130 @@
+"""Chat across ASGI workers, through nginx and Redis, with real WebSocket clients."""
+
+import contextlib
+import os
+import signal
+import socket
+import time
+import uuid
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+
+def room_name():
+    return f"room-{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.contextmanager
+def sockets_on_two_workers(client_a, client_b, room):
+    """Open sockets for two clients until they sit on different ASGI workers.
+
+    nginx's least_conn sends a new socket to the worker with the fewest; a few
+    tries settle it even with sockets of other tests around. Yields (a, b).
+    """
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(client_a.socket(room))
+        for _ in range(6):
+            second = stack.enter_context(client_b.socket(room))
+            if second.worker != first.worker:
+                yield first, second
+                return
+        pytest.fail(f"every socket landed on {first.worker}")
+
+
+def test_message_crosses_workers(login):
+    alice, bob = login("alice"), login("bob")
+    room = room_name()
+    with sockets_on_two_workers(alice, bob, room) as (a, b):
+        assert a.worker != b.worker
+        a.say("hello from the first worker")
+        frame = b.recv_message("hello from the first worker")
+        assert (frame["user"], frame["room"]) == ("alice", room)
+        assert isinstance(frame["id"], int)
+        b.say("and back")
+        assert a.recv_message("and back")["user"] == "bob"
+
+
+def test_api_post_reaches_sockets_on_both_workers(login):
+    alice, bob, carol = login("alice"), login("bob"), login("carol")
+    room = room_name()
+    with sockets_on_two_workers(alice, bob, room) as (a, b):
+        response = carol.post_message(room, "pushed by gunicorn")
+        assert response.status_code == 201
+        stored = response.json()
+        assert stored["delivery"] == "live"
+        for socket_ in (a, b):
+            frame = socket_.recv_message("pushed by gunicorn")
+            assert frame["id"] == stored["id"] and frame["user"] == "carol"
+
+
+def test_reconnect_gets_what_was_missed(login):
+    alice, bob = login("alice"), login("bob")
+    room = room_name()
+    with alice.socket(room) as a:
+        a.say("before")
+        last_seen = a.recv_message("before")["id"]
+    missed = [bob.post_message(room, f"missed {i}").json()["id"] for i in range(3)]
+    with alice.socket(room, after=last_seen) as a:
+        assert [m["id"] for m in a.welcome["history"]] == missed
+    with alice.socket(room) as a:  # without ?after: the recent history
+        assert [m["body"] for m in a.welcome["history"]] == ["before", "missed 0", "missed 1", "missed 2"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ({"type": "dance"}, "unknown_type"),
+        ({"type": "message", "body": ""}, "empty_body"),
+        ({"type": "message", "body": "x" * 2001}, "body_too_long"),
+    ],
+)
+def test_bad_input_gets_an_error_frame_and_the_socket_lives(login, frame, code):
+    alice = login("alice")
+    room = room_name()
+    with alice.socket(room) as a:
+        a.send(frame)
+        error = a.recv()
+        assert error["type"] == "error" and error["code"] == code and error["detail"]
+        a.say("still alive")
+        assert a.recv_message("still alive")["user"] == "alice"
+    assert [m["body"] for m in alice.messages_after(room)] == ["still alive"]
+
+
+def test_foreign_origin_is_refused_with_403(login):
+    alice = login("alice")
+    with pytest.raises(InvalidStatus) as refused:
+        with alice.socket("lobby", origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_socket_without_session_is_refused_with_403(login):
+    alice = login("alice")
+    with pytest.raises(InvalidStatus) as refused:
+        with alice.socket("lobby", cookie=False):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_supervisor_restarts_a_killed_worker(stack, login):
+    name = f"asgi:asgi-{stack.config.asgi_ports[0]}"
+    old_pid = int(stack.ctl("pid", name).stdout)
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    new_pid = old_pid
+    while time.monotonic() < deadline:
+        status = stack.ctl("status", name).stdout
+        if "RUNNING" in status:
+            new_pid = int(stack.ctl("pid", name).stdout)
+            if new_pid != old_pid:
+                try:
+                    socket.create_connection(("127.0.0.1", stack.config.asgi_ports[0]), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+        time.sleep(0.2)
+    assert new_pid != old_pid, f"{name} was not restarted: {stack.ctl('status', name).stdout}"
+    # The stack still chats across both workers afterwards.
+    test_message_crosses_workers(login)

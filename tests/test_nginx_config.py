@@ -1,0 +1,40 @@
+"""The nginx source in nginx/ renders into configs that nginx itself accepts."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from deploy import nginx
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def test_native_render_passes_nginx_t(tmp_path):
+    (tmp_path / "nginx-tmp").mkdir()
+    nginx.render(
+        tmp_path, main=True, run_dir=str(tmp_path), log_dir=str(tmp_path),
+        asgi_servers=["127.0.0.1:8100", "127.0.0.1:8101"], static_root=str(tmp_path),
+    )
+    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    site = (tmp_path / "conf.d" / "switchyard-site.conf").read_text()
+    upstreams = (tmp_path / "conf.d" / "switchyard-upstreams.conf").read_text()
+    assert "proxy_read_timeout 60s;" in site  # 3 x the default 20 s ping interval
+    assert "least_conn;" in upstreams
+    assert "server 127.0.0.1:8101;" in upstreams
+
+
+def test_resolver_turns_on_dynamic_upstreams(tmp_path):
+    nginx.render(tmp_path, resolver="127.0.0.11", asgi_servers=["asgi:8100"], web_servers=["web:8000"])
+    upstreams = (tmp_path / "conf.d" / "switchyard-upstreams.conf").read_text()
+    assert "server asgi:8100 resolve;" in upstreams and "zone switchyard_asgi" in upstreams
+    assert "resolver 127.0.0.11" in (tmp_path / "conf.d" / "switchyard-site.conf").read_text()
+
+
+def test_read_timeout_must_outlast_the_ping_interval():
+    with pytest.raises(ValueError):
+        nginx.context(asgi_ping_interval=30, ws_read_timeout=30)
+    with pytest.raises(KeyError):
+        nginx.context(listen_port=80)
