@@ -128,3 +128,31 @@ def test_supervisor_restarts_a_killed_worker(stack, login):
     assert new_pid != old_pid, f"{name} was not restarted: {stack.ctl('status', name).stdout}"
     # The stack still chats across both workers afterwards.
     test_message_crosses_workers(login)
+
+
+def test_oversize_message_ends_the_socket_and_the_worker_lives_on(stack, login):
+    """Over WEBSOCKET_MAX_MESSAGE_BYTES the ASGI server ends the socket before Django sees it.
+
+    uvicorn closes with 1009; daphne (autobahn's failByDrop) drops the TCP
+    connection, which the client sees as 1006. Both documented in protocol.md.
+    """
+    from websockets.exceptions import ConnectionClosed
+
+    alice = login("alice")
+    room = room_name()
+    with alice.socket(room) as a:
+        worker = a.worker
+        a.send({"type": "message", "body": "x" * (70 * 1024)})  # over the 64 KiB default
+        with pytest.raises(ConnectionClosed) as closed:
+            a.recv(timeout=10)
+    received = closed.value.rcvd
+    if stack.config.asgi_server == "uvicorn":
+        assert received is not None and received.code == 1009
+    else:
+        assert received is None  # no close frame: 1006
+    with contextlib.ExitStack() as sockets:  # the same worker still serves sockets
+        opened = [sockets.enter_context(alice.socket(room)) for _ in range(4)]
+        assert worker in {s.worker for s in opened}
+        opened[0].say("after the oversize one")
+        assert opened[-1].recv_message("after the oversize one")
+    assert [m["body"] for m in alice.messages_after(room)] == ["after the oversize one"]
