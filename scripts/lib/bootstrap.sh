@@ -43,6 +43,8 @@ bootstrap_venv() {
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     say "Python 3.11 or newer is needed ($python is $("$python" -V 2>&1))"; exit 1; }
   if [ ! -x "$VENV/bin/python" ]; then
+    # Debian's python3 needs python3-venv for `-m venv` (ensurepip).
+    "$python" -c 'import ensurepip' 2>/dev/null || bootstrap_debian python3-venv
     say "creating $VENV"
     "$python" -m venv "$VENV" || { say "python3 -m venv failed: apt-get install python3-venv"; exit 1; }
   fi

@@ -45,7 +45,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except protocol.ProtocolError as exc:
             after, after_error = None, exc
         await self.channel_layer.group_add(self.group, self.channel_name)
-        history = await database_sync_to_async(messages.messages_after)(self.room, after)
+        history = await database_sync_to_async(messages.join_room)(self.room, after)
         self.sent_in_welcome = {message["id"] for message in history}
         await self.accept()
         if after_error:

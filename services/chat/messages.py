@@ -72,6 +72,12 @@ def messages_after(room_slug, after=None, limit=None):
     return [serialize(message) for message in reversed(newest_first)]
 
 
+def join_room(room_slug, after=None):
+    """Create the room on first use and return its welcome history (see :func:`messages_after`)."""
+    get_or_create_room(room_slug)
+    return messages_after(room_slug, after)
+
+
 def messages_page(room_slug, after=0, limit=None):
     """Return up to ``limit`` (default ``CHAT_API_PAGE_LIMIT``) messages with id > ``after``, oldest first.
 

@@ -141,3 +141,12 @@ async def test_disconnect_leaves_the_group(alice):
     await socket.disconnect()
     layer = get_channel_layer()
     assert not layer.groups.get(messages.group_name("lobby"))
+
+
+async def test_joining_creates_the_room(alice):
+    from chat.models import Room
+
+    socket, _ = await open_socket("brand-new", alice)
+    await socket.receive_json_from()
+    assert await Room.objects.filter(slug="brand-new").aexists()
+    await socket.disconnect()
