@@ -139,6 +139,8 @@ class NativeStack:
                 "DJANGO_SETTINGS_MODULE": "switchyard.settings",
                 "SECRET_KEY": env.get("SECRET_KEY") or self._secret("secret_key"),
                 "ASGI_SERVER": config.asgi_server,
+                # Workers drain within this; supervisord waits a little longer.
+                "ASGI_DRAIN_TIMEOUT": str(config.drain_timeout),
                 "PYTHONUNBUFFERED": "1",
             }
         )

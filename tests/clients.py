@@ -50,23 +50,21 @@ class ChatClient:
         """The ``Cookie`` header value carrying this client's session."""
         return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
 
-    def ws_url(self, room, after=None):
-        """The WebSocket URL of a room (``ws://`` or ``wss://`` like the base URL)."""
-        parts = urlsplit(self.base_url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        query = "" if after is None else f"?after={after}"
-        return f"{scheme}://{parts.netloc}/ws/chat/{room}/{query}"
+    def ws_url(self, room, after=None, epoch=None):
+        """The WebSocket URL of a room (``ws://`` or ``wss://`` like the base URL), resuming after an offset."""
+        return ws_url(self.base_url, room, after, epoch)
 
     @contextmanager
-    def socket(self, room, after=None, origin=None, cookie=True):
+    def socket(self, room, after=None, epoch=None, origin=None, cookie=True):
         """Open a socket to ``room`` (context manager yielding a :class:`Socket`).
 
-        ``origin`` defaults to the base URL (what a browser on the page sends);
-        ``cookie=False`` opens it without the session.
+        ``after``/``epoch`` resume from an offset; ``origin`` defaults to the
+        base URL (what a browser on the page sends); ``cookie=False`` opens it
+        without the session.
         """
         headers = {"Cookie": self.cookie_header()} if cookie else {}
         with connect(
-            self.ws_url(room, after),
+            self.ws_url(room, after, epoch),
             origin=origin or self.base_url,
             additional_headers=headers,
             open_timeout=10,
@@ -84,10 +82,24 @@ class ChatClient:
         )
 
     def messages_after(self, room, after=0):
-        """GET the room's messages after an id; return the list of message dicts."""
-        response = self.http.get(f"{self.base_url}/api/rooms/{room}/messages", params={"after": after}, timeout=10)
-        response.raise_for_status()
-        return response.json()["messages"]
+        """GET every message of the room after an offset (all pages); return the list of message dicts."""
+        found = []
+        while True:
+            response = self.http.get(f"{self.base_url}/api/rooms/{room}/messages", params={"after": after}, timeout=10)
+            response.raise_for_status()
+            page = response.json()["messages"]
+            if not page:
+                return found
+            found.extend(page)
+            after = page[-1]["offset"]
+
+
+def ws_url(base_url, room, after=None, epoch=None):
+    """The WebSocket URL of ``room`` at ``base_url``, with ``?after=&epoch=`` when resuming."""
+    parts = urlsplit(base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    query = "" if after is None else f"?after={after}" + (f"&epoch={epoch}" if epoch else "")
+    return f"{scheme}://{parts.netloc}/ws/chat/{room}/{query}"
 
 
 def _ssl_context(verify):

@@ -14,6 +14,7 @@ from deploy.native import NativeStack, StackConfig
 from tests.clients import ChatClient
 
 PASSWORDS = {"alice": "alice-stack-pass", "bob": "bob-stack-pass", "carol": "carol-stack-pass"}
+PRESENCE_TTL, PRESENCE_HEARTBEAT = 4, 1  # seconds
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "var" / "test-output"
 
 
@@ -63,6 +64,8 @@ def stack(request, tmp_path_factory):
         redis_port=redis,
         run_dir=tmp_path_factory.mktemp(f"stack-{request.param}"),
         drain_timeout=5,
+        # Short presence bounds so the presence fault test ends quickly.
+        extra_env={"PRESENCE_TTL": str(PRESENCE_TTL), "PRESENCE_HEARTBEAT": str(PRESENCE_HEARTBEAT)},
     )
     native = NativeStack(config)
     native.start(timeout=90)

@@ -2,7 +2,7 @@
 
 ``POST`` (signed in, Django's CSRF check: ``X-CSRFToken`` header with the
 ``csrftoken`` cookie) stores a message and pushes it to every socket of the
-room through the channel layer; ``GET ?after=<id>`` pages through the history.
+room through the channel layer; ``GET ?after=<offset>`` pages through the history.
 Answers are JSON; errors use the protocol's error object (``docs/protocol.md``).
 """
 
@@ -25,7 +25,7 @@ def _error(status, code, detail):
 
 @require_http_methods(["GET", "POST"])
 def messages_view(request, room):
-    """GET: ``{"messages": [...]}`` after ``?after`` (oldest first). POST: store, push, answer 201.
+    """GET: ``{"messages": [...]}`` with offsets above ``?after`` (oldest first). POST: store, push, answer 201.
 
     The POST answer is the message plus ``"delivery"``: ``"live"`` when it was
     pushed to the sockets, ``"delayed"`` when the channel layer was down (the

@@ -1,7 +1,8 @@
 """The chat consumer: one instance per WebSocket on ``/ws/chat/<room>/``.
 
 Thin by design: parsing lives in ``chat.protocol``, storage and delivery in
-``chat.messages``. The frames are written down in ``docs/protocol.md``.
+``chat.messages``, presence in ``chat.presence``. The frames and close codes
+are written down in ``docs/protocol.md``.
 """
 
 import json
@@ -10,24 +11,46 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
-from chat import messages, protocol
+from chat import messages, presence, protocol
 from switchyard.worker import worker_id
 
 logger = logging.getLogger(__name__)
 
+# What the channel layer or presence raise when Redis cannot be reached.
+REDIS_ERRORS = (RedisError, OSError)
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """Joins the room's group, sends the welcome frame, relays messages both ways.
+    """Joins the room's group, sends the welcome frame, relays messages and presence.
 
     Handshake: refused (HTTP 403) without a signed-in session; the Origin
     check happens before, in ``AllowedHostsOriginValidator``.
 
-    No loss and no duplicate around the welcome: the consumer joins the group
-    *before* it reads the history, so a message stored meanwhile is either in
-    the history or arrives as a group event (or both). Group events whose id
-    was already in the welcome's history are dropped.
+    Ordering, no loss, no duplicates: the consumer joins the room's group
+    *before* it reads the welcome from the database, and remembers the room's
+    last offset ``self.offset`` that the welcome ended at. A group event at or
+    below it is a duplicate and dropped; the next one is sent; one beyond a
+    gap (the channel layer dropped or reordered events) first gets the missing
+    offsets from the database. Each socket thus receives the room's messages
+    in offset order, each once.
+
+    If Redis goes away under the consumer, the socket is closed with 1013
+    (Try Again Later): the client reconnects and recovers from its offset.
     """
+
+    group = None
+    joined = False
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_ERRORS as exc:
+            logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)
+            if not getattr(self, "accepted", False):
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": protocol.CLOSE_TRY_AGAIN_LATER})
 
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]
@@ -36,45 +59,76 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.info("refused socket for room %s: not signed in", self.room)
             await self.close()
             return
-        self.group = messages.group_name(self.room)
-        self.sent_in_welcome = set()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        epoch = query.get("epoch", [None])[0]
         after_error = None
         try:
             after = protocol.parse_after(query.get("after", [None])[0])
         except protocol.ProtocolError as exc:
             after, after_error = None, exc
+        self.group = messages.group_name(self.room)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        history = await database_sync_to_async(messages.join_room)(self.room, after)
-        self.sent_in_welcome = {message["id"] for message in history}
+        welcome = await database_sync_to_async(messages.welcome)(self.room, after, epoch)
+        self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         await self.accept()
+        self.accepted = True
         if after_error:
             await self.send_frame(protocol.error_frame(after_error.code, after_error.detail))
-        await self.send_frame(protocol.welcome_frame(worker_id(), history))
+        await self.send_frame(protocol.welcome_frame(worker_id(), self.room, welcome))
+        self.presence = presence.tracker(presence.announce)
+        users = await self.presence.join(self.room, self.user.get_username(), self.channel_name)
+        self.joined = True
+        await presence.announce(self.room, users)
 
     async def disconnect(self, code):
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        try:
+            if self.group:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            if self.joined:
+                users = await self.presence.leave(self.room, self.user.get_username(), self.channel_name)
+                await presence.announce(self.room, users)
+        except REDIS_ERRORS as exc:
+            # Presence entries expire on their own (PRESENCE_TTL); nothing is lost.
+            logger.warning("leaving room %s without Redis: %s", self.room, exc)
 
     async def receive(self, text_data=None, bytes_data=None):
         if text_data is None:
             await self.send_frame(protocol.error_frame(protocol.BINARY_FRAME, "send JSON in text frames"))
             return
         try:
-            body = protocol.parse_client_frame(text_data)
+            kind, body = protocol.parse_client_frame(text_data)
         except protocol.ProtocolError as exc:
             await self.send_frame(protocol.error_frame(exc.code, exc.detail))
             return
+        if kind == protocol.PRESENCE:
+            users = await self.presence.users(self.room)
+            await self.send_frame(protocol.presence_frame(self.room, users))
+            return
         message = await database_sync_to_async(messages.store_message)(self.room, self.user, body)
+        # Stored; if this raises (Redis gone) the socket closes with 1013 and
+        # every client, the sender included, gets the message on recovery.
         await messages.broadcast(message)
 
     async def chat_message(self, event):
-        """Group event handler (``type: chat.message``): forward one message to this socket."""
+        """Group event handler (``type: chat.message``): forward one message, in offset order."""
         message = event["message"]
-        if message["id"] in self.sent_in_welcome:
-            self.sent_in_welcome.discard(message["id"])
+        if message["epoch"] != self.epoch:
+            await self.close(code=protocol.CLOSE_HISTORY_RESET)
             return
+        if message["offset"] <= self.offset:
+            return  # already sent (in the welcome, or filled from the database)
+        if message["offset"] > self.offset + 1:
+            missed = await database_sync_to_async(messages.messages_between)(
+                self.room, self.offset, message["offset"] - 1
+            )
+            for earlier in missed:
+                await self.send_frame(protocol.message_frame(earlier))
         await self.send_frame(protocol.message_frame(message))
+        self.offset = message["offset"]
+
+    async def chat_presence(self, event):
+        """Group event handler (``type: chat.presence``): forward the room's users."""
+        await self.send_frame(protocol.presence_frame(event["room"], event["users"]))
 
     async def send_frame(self, frame):
         """Send one frame (dict) as a JSON text frame."""

@@ -17,6 +17,16 @@ EMPTY_BODY = "empty_body"
 BODY_TOO_LONG = "body_too_long"
 BINARY_FRAME = "binary_frame"
 INVALID_AFTER = "invalid_after"
+DELIVERY_DELAYED = "delivery_delayed"
+
+# Close codes the server sends (documented in docs/protocol.md).
+CLOSE_SERVICE_RESTART = 1012  # the worker is draining (SIGTERM): reconnect now
+CLOSE_TRY_AGAIN_LATER = 1013  # this worker lost Redis (the channel layer): reconnect with backoff
+CLOSE_HISTORY_RESET = 4000  # the room's history was reset (new epoch): reconnect and reload
+
+# Client frame types.
+MESSAGE = "message"
+PRESENCE = "presence"
 
 
 class ProtocolError(Exception):
@@ -37,9 +47,18 @@ def error_frame(code, detail):
     return {"type": "error", "code": code, "detail": detail}
 
 
-def welcome_frame(worker, history):
-    """Return the welcome frame: ``worker`` (``"host:pid"``) and ``history`` (message dicts, oldest first)."""
-    return {"type": "welcome", "worker": worker, "history": history}
+def welcome_frame(worker, room, welcome):
+    """Return the welcome frame for ``worker`` (``"host:pid"``) and ``room`` (slug).
+
+    ``welcome`` is ``chat.messages.welcome``'s dict: ``epoch``, ``offset``,
+    ``recovered`` and ``history`` (message dicts, oldest first).
+    """
+    return {"type": "welcome", "worker": worker, "room": room, **welcome}
+
+
+def presence_frame(room, users):
+    """Return the presence frame: ``users`` is the sorted list of usernames in ``room``."""
+    return {"type": "presence", "room": room, "users": users}
 
 
 def message_frame(message):
@@ -64,9 +83,10 @@ def validate_body(body):
 
 
 def parse_client_frame(text):
-    """Parse one text frame from a client; return the message body (str) it carries.
+    """Parse one text frame from a client; return ``(type, body)``.
 
-    Only ``{"type": "message", "body": "<text>"}`` exists so far. Raises
+    ``{"type": "message", "body": "<text>"}`` gives ``("message", body)``;
+    ``{"type": "presence"}`` gives ``("presence", None)``. Raises
     :class:`ProtocolError` with ``invalid_json``, ``invalid_frame`` (JSON but
     not an object), ``unknown_type`` or a body error from :func:`validate_body`.
     """
@@ -77,13 +97,15 @@ def parse_client_frame(text):
     if not isinstance(frame, dict):
         raise ProtocolError(INVALID_FRAME, "frame must be a JSON object")
     kind = frame.get("type")
-    if kind != "message":
-        raise ProtocolError(UNKNOWN_TYPE, f"unknown frame type {kind!r}; expected 'message'")
-    return validate_body(frame.get("body"))
+    if kind == PRESENCE:
+        return PRESENCE, None
+    if kind != MESSAGE:
+        raise ProtocolError(UNKNOWN_TYPE, f"unknown frame type {kind!r}; expected 'message' or 'presence'")
+    return MESSAGE, validate_body(frame.get("body"))
 
 
 def parse_after(value):
-    """Parse an ``after`` message id from a query string; return an int >= 0, or None if absent.
+    """Parse an ``after`` offset from a query string; return an int >= 0, or None if absent.
 
     Raises :class:`ProtocolError` (``invalid_after``) when ``value`` is given but
     is not a non-negative integer.
@@ -93,7 +115,7 @@ def parse_after(value):
     try:
         after = int(value)
     except ValueError:
-        raise ProtocolError(INVALID_AFTER, "after must be a message id (an integer >= 0)") from None
+        raise ProtocolError(INVALID_AFTER, "after must be an offset (an integer >= 0)") from None
     if after < 0:
-        raise ProtocolError(INVALID_AFTER, "after must be a message id (an integer >= 0)")
+        raise ProtocolError(INVALID_AFTER, "after must be an offset (an integer >= 0)")
     return after

@@ -155,6 +155,10 @@ ASGI_SERVER = env.str("ASGI_SERVER", default="daphne")
 ASGI_PING_INTERVAL = env.int("ASGI_PING_INTERVAL", default=20)
 # Seconds to wait for the pong before closing the socket.
 ASGI_PING_TIMEOUT = env.int("ASGI_PING_TIMEOUT", default=20)
+# Seconds a worker gives its sockets to close (1012) after SIGTERM before it
+# exits; supervisors must wait longer (supervisord stopwaitsecs, compose
+# stop_grace_period, systemd TimeoutStopSec).
+ASGI_DRAIN_TIMEOUT = env.int("ASGI_DRAIN_TIMEOUT", default=10)
 # Largest incoming WebSocket message the ASGI server accepts, in bytes.
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 * 1024)
 
@@ -164,8 +168,18 @@ WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 
 CHAT_MAX_BODY_CHARS = env.int("CHAT_MAX_BODY_CHARS", default=2000)
 # Messages in the welcome frame's history, at most.
 CHAT_HISTORY_LIMIT = env.int("CHAT_HISTORY_LIMIT", default=50)
+# A reconnecting client that missed at most this many messages gets all of
+# them in its welcome ("recovered": true); beyond it, it reloads the latest.
+CHAT_RECOVERY_WINDOW = env.int("CHAT_RECOVERY_WINDOW", default=1000)
 # Messages one ``GET /api/rooms/<room>/messages`` page returns, at most.
 CHAT_API_PAGE_LIMIT = env.int("CHAT_API_PAGE_LIMIT", default=500)
+
+# --- Presence (chat.presence) ------------------------------------------------
+# Seconds a socket stays in a room's presence after its worker's last
+# heartbeat; a killed worker's users leave within TTL + HEARTBEAT.
+PRESENCE_TTL = env.int("PRESENCE_TTL", default=30)
+# Seconds between a worker's presence heartbeats.
+PRESENCE_HEARTBEAT = env.int("PRESENCE_HEARTBEAT", default=10)
 
 # --- Logging -----------------------------------------------------------------
 

@@ -58,15 +58,20 @@ def test_api_post_reaches_sockets_on_both_workers(login):
             assert frame["id"] == stored["id"] and frame["user"] == "carol"
 
 
-def test_reconnect_gets_what_was_missed(login):
+def test_reconnect_recovers_what_was_missed(login):
     alice, bob = login("alice"), login("bob")
     room = room_name()
     with alice.socket(room) as a:
         a.say("before")
-        last_seen = a.recv_message("before")["id"]
-    missed = [bob.post_message(room, f"missed {i}").json()["id"] for i in range(3)]
-    with alice.socket(room, after=last_seen) as a:
-        assert [m["id"] for m in a.welcome["history"]] == missed
+        seen = a.recv_message("before")
+    missed = [bob.post_message(room, f"missed {i}").json()["offset"] for i in range(3)]
+    assert missed == [2, 3, 4]
+    with alice.socket(room, after=seen["offset"], epoch=seen["epoch"]) as a:
+        assert a.welcome["recovered"] is True
+        assert [m["offset"] for m in a.welcome["history"]] == missed
+        assert (a.welcome["epoch"], a.welcome["offset"]) == (seen["epoch"], 4)
+    with alice.socket(room, after=seen["offset"], epoch="stale") as a:  # another epoch: reload
+        assert a.welcome["recovered"] is False
     with alice.socket(room) as a:  # without ?after: the recent history
         assert [m["body"] for m in a.welcome["history"]] == ["before", "missed 0", "missed 1", "missed 2"]
 
@@ -85,8 +90,8 @@ def test_bad_input_gets_an_error_frame_and_the_socket_lives(login, frame, code):
     room = room_name()
     with alice.socket(room) as a:
         a.send(frame)
-        error = a.recv()
-        assert error["type"] == "error" and error["code"] == code and error["detail"]
+        error = a.recv(frame_type="error")
+        assert error["code"] == code and error["detail"]
         a.say("still alive")
         assert a.recv_message("still alive")["user"] == "alice"
     assert [m["body"] for m in alice.messages_after(room)] == ["still alive"]

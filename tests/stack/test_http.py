@@ -38,12 +38,12 @@ def test_wrong_password_does_not_sign_in(base_url):
     assert "sessionid" not in client.http.cookies
 
 
-def test_api_history_after_an_id(login):
+def test_api_history_after_an_offset(login):
     alice = login("alice")
     first = alice.post_message("api-history", "one").json()
     alice.post_message("api-history", "two")
     alice.post_message("api-history", "three")
-    assert [m["body"] for m in alice.messages_after("api-history", first["id"])] == ["two", "three"]
+    assert [m["body"] for m in alice.messages_after("api-history", first["offset"])] == ["two", "three"]
 
 
 def test_api_post_without_csrf_is_refused(base_url, login):

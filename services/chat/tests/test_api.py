@@ -33,6 +33,7 @@ def test_post_stores_and_pushes_to_the_room_group(signed_in):
     assert response.status_code == 201
     answer = response.json()
     assert (answer["room"], answer["user"], answer["body"], answer["delivery"]) == ("lobby", "alice", "from http", "live")
+    assert answer["offset"] == 1 and answer["epoch"]
     event = async_to_sync(layer.receive)(channel)
     assert event == {"type": "chat.message", "message": {k: v for k, v in answer.items() if k != "delivery"}}
 
@@ -59,12 +60,14 @@ def test_bad_bodies_get_400_and_store_nothing(signed_in, payload, code):
     assert messages.messages_page("lobby") == []
 
 
-def test_get_after_pages_oldest_first(signed_in, alice, settings):
-    ids = [messages.store_message("lobby", alice, f"m{i}")["id"] for i in range(4)]
-    response = signed_in.get(URL, {"after": ids[0]})
+def test_get_after_pages_by_offset(signed_in, alice, settings):
+    stored = [messages.store_message("lobby", alice, f"m{i}") for i in range(4)]
+    assert [m["offset"] for m in stored] == [1, 2, 3, 4]
+    response = signed_in.get(URL, {"after": 1})
     assert [m["body"] for m in response.json()["messages"]] == ["m1", "m2", "m3"]
     settings.CHAT_API_PAGE_LIMIT = 2
-    assert [m["id"] for m in signed_in.get(URL, {"after": 0}).json()["messages"]] == ids[:2]
+    assert [m["offset"] for m in signed_in.get(URL, {"after": 0}).json()["messages"]] == [1, 2]
+    assert [m["offset"] for m in signed_in.get(URL, {"after": 2}).json()["messages"]] == [3, 4]
     assert signed_in.get(URL, {"after": "x"}).status_code == 400
 
 

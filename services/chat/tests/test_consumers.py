@@ -1,18 +1,31 @@
 """The chat consumer under the real ASGI application (Origin validator, auth
-middleware, routing) with Channels' WebsocketCommunicator and an in-memory
-channel layer."""
+middleware, routing) with Channels' WebsocketCommunicator, an in-memory
+channel layer and a real Redis for presence."""
+
+import asyncio
 
 import pytest
+import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chat import messages
+from chat import messages, presence
 from switchyard.asgi import application
 from switchyard.worker import worker_id
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.usefixtures("live_redis")]
+
+store = sync_to_async(messages.store_message)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def stop_presence_heartbeat():
+    yield
+    tracker = presence._trackers.pop(asyncio.get_running_loop(), None)
+    if tracker is not None:
+        await tracker.close()
 
 
 async def session_cookie(user):
@@ -33,30 +46,43 @@ async def open_socket(room, user=None, origin="http://localhost", query=""):
     return communicator, connected
 
 
-async def test_welcome_names_worker_and_carries_history(alice):
-    await sync_to_async(messages.store_message)("lobby", alice, "earlier")
+async def receive(socket, frame_type):
+    """Next frame of ``frame_type``, skipping others (presence frames interleave)."""
+    while True:
+        frame = await socket.receive_json_from()
+        if frame["type"] == frame_type:
+            return frame
+
+
+async def test_welcome_names_worker_room_epoch_offset_and_history(alice):
+    stored = await store("lobby", alice, "earlier")
     socket, connected = await open_socket("lobby", alice)
     assert connected
     welcome = await socket.receive_json_from()
     assert welcome["type"] == "welcome"
     assert welcome["worker"] == worker_id()
-    assert [m["body"] for m in welcome["history"]] == ["earlier"]
+    assert (welcome["room"], welcome["epoch"], welcome["offset"]) == ("lobby", stored["epoch"], 1)
+    assert welcome["recovered"] is False
+    assert [(m["offset"], m["body"]) for m in welcome["history"]] == [(1, "earlier")]
     await socket.disconnect()
 
 
-async def test_message_reaches_every_socket_of_the_room(alice, bob):
+async def test_message_reaches_every_socket_of_the_room_with_its_offset(alice, bob):
     first, _ = await open_socket("lobby", alice)
     second, _ = await open_socket("lobby", bob)
     other_room, _ = await open_socket("elsewhere", bob)
-    for socket in (first, second, other_room):
-        await socket.receive_json_from()
+    welcome = await receive(first, "welcome")
+    for socket in (second, other_room):
+        await receive(socket, "welcome")
     await first.send_json_to({"type": "message", "body": "hello"})
     for socket in (first, second):
-        frame = await socket.receive_json_from()
-        assert frame["type"] == "message"
+        frame = await receive(socket, "message")
         assert (frame["room"], frame["user"], frame["body"]) == ("lobby", "alice", "hello")
+        assert (frame["offset"], frame["epoch"]) == (1, welcome["epoch"])
         assert isinstance(frame["id"], int) and frame["sent_at"].endswith("+00:00")
-    assert await other_room.receive_nothing()
+    # The other room sees presence changes of its own only, never lobby's message.
+    while not await other_room.receive_nothing(0.2):
+        assert (await other_room.receive_json_from())["type"] == "presence"
     for socket in (first, second, other_room):
         await socket.disconnect()
 
@@ -72,20 +98,20 @@ async def test_message_reaches_every_socket_of_the_room(alice, bob):
 )
 async def test_bad_frames_get_an_error_and_the_socket_stays_open(alice, text, code):
     socket, _ = await open_socket("lobby", alice)
-    await socket.receive_json_from()
+    await receive(socket, "welcome")
     await socket.send_to(text_data=text)
-    error = await socket.receive_json_from()
-    assert error["type"] == "error" and error["code"] == code and error["detail"]
+    error = await receive(socket, "error")
+    assert error["code"] == code and error["detail"]
     await socket.send_json_to({"type": "message", "body": "still here"})
-    assert (await socket.receive_json_from())["body"] == "still here"
+    assert (await receive(socket, "message"))["body"] == "still here"
     await socket.disconnect()
 
 
 async def test_binary_frames_get_an_error(alice):
     socket, _ = await open_socket("lobby", alice)
-    await socket.receive_json_from()
+    await receive(socket, "welcome")
     await socket.send_to(bytes_data=b"\x00\x01")
-    assert (await socket.receive_json_from())["code"] == "binary_frame"
+    assert (await receive(socket, "error"))["code"] == "binary_frame"
     await socket.disconnect()
 
 
@@ -100,11 +126,28 @@ async def test_foreign_or_missing_origin_is_refused(alice, origin):
     assert not connected
 
 
-async def test_after_returns_only_what_was_missed(alice):
-    stored = [await sync_to_async(messages.store_message)("lobby", alice, f"m{i}") for i in range(5)]
-    socket, _ = await open_socket("lobby", alice, query=f"after={stored[2]['id']}")
-    welcome = await socket.receive_json_from()
-    assert [m["body"] for m in welcome["history"]] == ["m3", "m4"]
+async def test_recovery_returns_exactly_what_was_missed(alice):
+    stored = [await store("lobby", alice, f"m{i}") for i in range(5)]
+    epoch = stored[0]["epoch"]
+    socket, _ = await open_socket("lobby", alice, query=f"after=2&epoch={epoch}")
+    welcome = await receive(socket, "welcome")
+    assert welcome["recovered"] is True
+    assert [m["offset"] for m in welcome["history"]] == [3, 4, 5]
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["after=2&epoch=00000000", "after=2", "after=99&epoch={epoch}", "after=0&epoch={epoch}"],
+    ids=["other-epoch", "no-epoch", "future-offset", "beyond-window"],
+)
+async def test_unrecoverable_gaps_get_the_latest_history(alice, settings, query):
+    settings.CHAT_RECOVERY_WINDOW, settings.CHAT_HISTORY_LIMIT = 4, 3
+    stored = [await store("lobby", alice, f"m{i}") for i in range(5)]
+    socket, _ = await open_socket("lobby", alice, query=query.format(epoch=stored[0]["epoch"]))
+    welcome = await receive(socket, "welcome")
+    assert welcome["recovered"] is False
+    assert [m["offset"] for m in welcome["history"]] == [3, 4, 5]
     await socket.disconnect()
 
 
@@ -115,29 +158,81 @@ async def test_bad_after_is_reported_then_welcome_follows(alice):
     await socket.disconnect()
 
 
-async def test_group_event_already_in_the_welcome_is_not_sent_twice(alice):
-    stored = await sync_to_async(messages.store_message)("lobby", alice, "raced")
+async def test_late_broadcast_of_a_message_in_the_welcome_is_dropped(alice):
+    stored = await store("lobby", alice, "raced")
     socket, _ = await open_socket("lobby", alice)
-    welcome = await socket.receive_json_from()
-    assert [m["id"] for m in welcome["history"]] == [stored["id"]]
-    # The broadcast of a message that the history already carried arrives late.
-    await messages.broadcast(stored)
-    assert await socket.receive_nothing()
+    welcome = await receive(socket, "welcome")
+    assert [m["offset"] for m in welcome["history"]] == [stored["offset"]]
+    await messages.broadcast(stored)  # arrives after the welcome already carried it
+    await socket.send_json_to({"type": "message", "body": "next"})
+    assert (await receive(socket, "message"))["body"] == "next"  # not "raced" again
     await socket.disconnect()
 
 
-async def test_history_is_limited_to_the_most_recent(alice, settings):
-    settings.CHAT_HISTORY_LIMIT = 3
-    for i in range(5):
-        await sync_to_async(messages.store_message)("lobby", alice, f"m{i}")
+async def test_a_gap_in_group_events_is_filled_from_the_database_in_order(alice):
     socket, _ = await open_socket("lobby", alice)
-    assert [m["body"] for m in (await socket.receive_json_from())["history"]] == ["m2", "m3", "m4"]
+    await receive(socket, "welcome")
+    # The channel layer lost the first two events; only the third arrives.
+    stored = [await store("lobby", alice, f"m{i}") for i in range(3)]
+    await messages.broadcast(stored[2])
+    received = [await receive(socket, "message") for _ in range(3)]
+    assert [m["offset"] for m in received] == [1, 2, 3]
+    await messages.broadcast(stored[1])  # a late duplicate
+    await socket.send_json_to({"type": "presence"})
+    assert (await socket.receive_json_from())["type"] == "presence"
     await socket.disconnect()
+
+
+async def test_history_reset_closes_with_4000_and_the_next_welcome_does_not_recover(alice):
+    first = await store("lobby", alice, "old")
+    socket, _ = await open_socket("lobby", alice)
+    await receive(socket, "welcome")
+    await sync_to_async(messages.reset_history)("lobby")
+    await messages.broadcast(await store("lobby", alice, "new"))
+    while True:
+        output = await socket.receive_output()
+        if output["type"] == "websocket.close":
+            break
+    assert output["code"] == 4000
+    again, _ = await open_socket("lobby", alice, query=f"after=1&epoch={first['epoch']}")
+    welcome = await receive(again, "welcome")
+    assert welcome["recovered"] is False and welcome["epoch"] != first["epoch"]
+    assert [m["body"] for m in welcome["history"]] == ["new"]
+    await again.disconnect()
+
+
+async def test_presence_counts_a_user_with_two_tabs_once(alice, bob):
+    tab1, _ = await open_socket("lobby", alice)
+    assert (await receive(tab1, "presence"))["users"] == ["alice"]
+    tab2, _ = await open_socket("lobby", alice)
+    assert (await receive(tab2, "presence"))["users"] == ["alice"]
+    other, _ = await open_socket("lobby", bob)
+    assert (await receive(tab1, "presence"))["users"] in (["alice"], ["alice", "bob"])
+    await other.send_json_to({"type": "presence"})
+    assert (await receive(other, "presence")) == {"type": "presence", "room": "lobby", "users": ["alice", "bob"]}
+    await other.disconnect()
+    await tab2.disconnect()
+    # tab1 still open: alice stays; bob has left.
+    await tab1.send_json_to({"type": "presence"})
+    frame = await receive(tab1, "presence")
+    while frame["users"] != ["alice"]:
+        frame = await receive(tab1, "presence")
+    assert frame["users"] == ["alice"]
+    await tab1.disconnect()
+
+
+async def test_lost_redis_closes_the_socket_with_1013(alice, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: presence cannot join
+    socket, connected = await open_socket("lobby", alice)
+    assert connected
+    assert (await socket.receive_json_from())["type"] == "welcome"
+    output = await socket.receive_output()
+    assert output == {"type": "websocket.close", "code": 1013}
 
 
 async def test_disconnect_leaves_the_group(alice):
     socket, _ = await open_socket("lobby", alice)
-    await socket.receive_json_from()
+    await receive(socket, "welcome")
     await socket.disconnect()
     layer = get_channel_layer()
     assert not layer.groups.get(messages.group_name("lobby"))
@@ -147,6 +242,6 @@ async def test_joining_creates_the_room(alice):
     from chat.models import Room
 
     socket, _ = await open_socket("brand-new", alice)
-    await socket.receive_json_from()
+    await receive(socket, "welcome")
     assert await Room.objects.filter(slug="brand-new").aexists()
     await socket.disconnect()

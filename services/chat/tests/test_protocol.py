@@ -10,7 +10,11 @@ def parse(frame):
 
 
 def test_message_frame_yields_its_body():
-    assert parse({"type": "message", "body": "hello"}) == "hello"
+    assert parse({"type": "message", "body": "hello"}) == ("message", "hello")
+
+
+def test_presence_request():
+    assert parse({"type": "presence"}) == ("presence", None)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +41,7 @@ def test_bad_frames_raise_their_code(text, code):
 
 def test_body_limit_counts_characters(settings):
     settings.CHAT_MAX_BODY_CHARS = 5
-    assert parse({"type": "message", "body": "ééééé"}) == "ééééé"
+    assert parse({"type": "message", "body": "ééééé"}) == ("message", "ééééé")
     with pytest.raises(protocol.ProtocolError) as caught:
         parse({"type": "message", "body": "ééééé!"})
     assert caught.value.code == protocol.BODY_TOO_LONG

@@ -1,13 +1,15 @@
 // The room page: one WebSocket to /ws/chat/<room>/, the protocol of docs/protocol.md.
-// Plain JS, no build step. On a lost socket it reconnects with exponential
-// backoff and full jitter, asking for what it missed with ?after=<last id>.
+// Plain JS, no build step. A lost socket is reopened with exponential backoff
+// and full jitter, resuming from the last offset seen (?after=<offset>&epoch=<epoch>);
+// messages are shown in offset order, each once.
 (function () {
   "use strict";
 
   // Reconnect delays, in milliseconds: a random wait in [0, min(CAP, BASE * 2^attempt)]
   // ("full jitter", from AWS's "Exponential Backoff and Jitter").
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_CAP_MS = 15000;
+  const BACKOFF_BASE_MS = 250;
+  const BACKOFF_CAP_MS = 10000;
+  const SERVICE_RESTART = 1012;  // the worker is draining: come back at once
 
   const root = document.getElementById("chat");
   const room = root.dataset.room;
@@ -15,13 +17,14 @@
   const state = document.getElementById("state");
   const workerLabel = document.getElementById("worker");
   const errorLine = document.getElementById("error");
+  const online = document.getElementById("online");
   const form = document.getElementById("composer");
   const input = document.getElementById("body");
 
   let socket = null;
-  let lastId = null;   // highest message id shown; sent as ?after= on reconnect
+  let epoch = null;
+  let offset = 0;      // every message up to this offset is on screen
   let attempt = 0;
-  const shown = new Set();
 
   function setState(name, text) {
     state.dataset.state = name;
@@ -34,11 +37,12 @@
   }
 
   function show(message) {
-    if (shown.has(message.id)) return;  // already on screen (history and live overlap)
-    shown.add(message.id);
-    lastId = lastId === null ? message.id : Math.max(lastId, message.id);
+    // The server sends each socket the room's messages in offset order; after
+    // a reconnect the welcome may repeat some: drop what is already shown.
+    if (message.offset <= offset) return;
+    offset = message.offset;
     const item = document.createElement("li");
-    item.dataset.id = message.id;
+    item.dataset.offset = message.offset;
     const time = document.createElement("time");
     time.dateTime = message.sent_at;
     time.textContent = new Date(message.sent_at).toLocaleTimeString();
@@ -52,10 +56,32 @@
     item.scrollIntoView({ block: "end" });
   }
 
+  function showPresence(users) {
+    online.replaceChildren(...users.map((name) => {
+      const item = document.createElement("li");
+      item.textContent = name;
+      return item;
+    }));
+  }
+
   function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = lastId === null ? "" : "?after=" + encodeURIComponent(lastId);
-    return scheme + "//" + location.host + "/ws/chat/" + encodeURIComponent(room) + "/" + query;
+    const resume = epoch === null ? "" : "?after=" + offset + "&epoch=" + encodeURIComponent(epoch);
+    return scheme + "//" + location.host + "/ws/chat/" + encodeURIComponent(room) + "/" + resume;
+  }
+
+  function onWelcome(frame) {
+    attempt = 0;
+    if (epoch !== null && !frame.recovered) {
+      // Too much missed, or the history was reset: start over from the latest.
+      list.replaceChildren();
+      offset = 0;
+      showError("Some messages could not be recovered; showing the latest.");
+    }
+    epoch = frame.epoch;
+    frame.history.forEach(show);
+    setState("connected", "connected");
+    workerLabel.textContent = "worker " + frame.worker;
   }
 
   function connect() {
@@ -63,19 +89,15 @@
     socket = new WebSocket(socketUrl());
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(event.data);
-      if (frame.type === "welcome") {
-        attempt = 0;
-        setState("connected", "connected");
-        workerLabel.textContent = "worker " + frame.worker;
-        frame.history.forEach(show);
-      } else if (frame.type === "message") {
-        show(frame);
-      } else if (frame.type === "error") {
-        showError(frame.detail + " (" + frame.code + ")");
-      }
+      if (frame.type === "welcome") onWelcome(frame);
+      else if (frame.type === "message") show(frame);
+      else if (frame.type === "presence") showPresence(frame.users);
+      else if (frame.type === "error") showError(frame.detail + " (" + frame.code + ")");
     });
-    socket.addEventListener("close", () => {
-      const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    socket.addEventListener("close", (event) => {
+      const delay = event.code === SERVICE_RESTART && attempt === 0
+        ? 0
+        : Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
       attempt += 1;
       setState("reconnecting", "reconnecting…");
       workerLabel.textContent = "";

@@ -1,9 +1,11 @@
 """``manage.py runasgi``: start one ASGI worker (daphne or uvicorn) with Switchyard's flags.
 
 Every delivery path starts its WebSocket workers with this command, so the
-server flags (keepalive pings, message size limit, proxy headers) are written
-once, here, from settings. The process ``exec``s the server: signals from the
-supervisor (supervisord, Docker, systemd) reach daphne or uvicorn directly.
+server flags (keepalive pings, message size limit, proxy headers, drain) are
+written once, here, from settings. uvicorn is ``exec``ed: signals from the
+supervisor (supervisord, Docker, systemd) reach it directly. daphne runs in
+this process through ``switchyard.drain``, which adds the graceful drain
+that daphne lacks (close 1012 on SIGTERM).
 """
 
 import os
@@ -51,6 +53,7 @@ def server_argv(server, host, port):
             "--proxy-headers",
             "--forwarded-allow-ips", "*",
             "--lifespan", "off",
+            "--timeout-graceful-shutdown", str(settings.ASGI_DRAIN_TIMEOUT),
             APPLICATION,
         ]
     raise ValueError(f"unknown ASGI server {server!r}; choose one of {', '.join(SERVERS)}")
@@ -70,6 +73,11 @@ class Command(BaseCommand):
             argv = server_argv(server, host, port)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if server == "daphne":
+            from switchyard.drain import run_daphne
+
+            run_daphne(argv[1:], settings.ASGI_DRAIN_TIMEOUT)
+            return
         # The server is installed beside this interpreter (same virtualenv).
         executable = os.path.join(os.path.dirname(sys.executable), argv[0])
         if not os.path.exists(executable):

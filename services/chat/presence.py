@@ -1,0 +1,158 @@
+"""Presence: who is in which room, across every ASGI worker and host, kept in Redis.
+
+Each open socket is one member of the room's sorted set
+``<prefix>:presence:<room>``: the member is ``"<username>|<channel name>"``
+and its score the time (Unix seconds) at which it expires. A room's users are
+the distinct usernames of its unexpired members, so a user with two tabs
+counts once.
+
+A socket joins on connect and leaves on disconnect. Every worker refreshes
+its own members' expiry every ``PRESENCE_HEARTBEAT`` seconds (one pipelined
+round trip for all its sockets), so the members of a worker that was killed
+(no disconnect ran) expire ``PRESENCE_TTL`` seconds after its last
+heartbeat. Expired members are removed by whichever worker's heartbeat (or
+join/leave) finds them first; ``ZREMRANGEBYSCORE`` reports how many it
+removed, so exactly one worker announces the change. A dead worker's users
+are therefore gone from every presence list within
+``PRESENCE_TTL + PRESENCE_HEARTBEAT`` seconds, the documented bound.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+_trackers = weakref.WeakKeyDictionary()  # event loop -> Presence
+
+
+def member(username, channel_name):
+    """Return the sorted-set member (str) of one socket."""
+    return f"{username}|{channel_name}"
+
+
+class Presence:
+    """Presence of this process's sockets, for one event loop.
+
+    ``on_change`` is an async callable ``(room, users)`` that announces a
+    change found by the heartbeat (``users``: sorted list of usernames).
+    Every coroutine may raise ``redis.RedisError`` / ``OSError`` when Redis is
+    unreachable.
+    """
+
+    def __init__(self, redis_url, ttl, heartbeat, prefix, on_change):
+        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.ttl = ttl
+        self.heartbeat = heartbeat
+        self.prefix = prefix
+        self.on_change = on_change
+        self.local = {}  # room -> set of members held by this process
+        self._task = None
+
+    def key(self, room):
+        """Return the Redis key (str) of a room's sorted set."""
+        return f"{self.prefix}:presence:{room}"
+
+    async def join(self, room, username, channel_name):
+        """Add one socket to a room; return the room's users (sorted list of str)."""
+        name = member(username, channel_name)
+        self.local.setdefault(room, set()).add(name)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.key(room), {name: time.time() + self.ttl})
+            pipe.expire(self.key(room), self.ttl * 2)
+            await pipe.execute()
+        self._ensure_heartbeat()
+        return await self.users(room)
+
+    async def leave(self, room, username, channel_name):
+        """Remove one socket from a room; return the room's users (sorted list of str)."""
+        name = member(username, channel_name)
+        members = self.local.get(room, set())
+        members.discard(name)
+        if not members:
+            self.local.pop(room, None)
+        await self.redis.zrem(self.key(room), name)
+        return await self.users(room)
+
+    async def users(self, room):
+        """Drop expired members of a room and return its users (sorted list of distinct usernames)."""
+        now = time.time()
+        await self.redis.zremrangebyscore(self.key(room), "-inf", now)
+        members = await self.redis.zrangebyscore(self.key(room), now, "+inf")
+        return sorted({m.decode().split("|", 1)[0] for m in members})
+
+    async def refresh(self):
+        """One heartbeat: extend this process's members, purge expired ones everywhere it has rooms.
+
+        Returns ``{room: users}`` for the rooms where this call removed expired
+        members (their users changed and must be announced).
+        """
+        rooms = [(room, sorted(members)) for room, members in self.local.items() if members]
+        if not rooms:
+            return {}
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room, members in rooms:
+                pipe.zadd(self.key(room), {name: now + self.ttl for name in members})
+                pipe.expire(self.key(room), self.ttl * 2)
+                pipe.zremrangebyscore(self.key(room), "-inf", now)
+            results = await pipe.execute()
+        changed = {}
+        for index, (room, _) in enumerate(rooms):
+            if results[index * 3 + 2]:
+                changed[room] = await self.users(room)
+        return changed
+
+    def _ensure_heartbeat(self):
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._heartbeat())
+
+    async def _heartbeat(self):
+        """Refresh every ``heartbeat`` seconds while this process holds sockets; then end."""
+        while self.local:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                changed = await self.refresh()
+                for room, users in changed.items():
+                    await self.on_change(room, users)
+            except (RedisError, OSError) as exc:
+                logger.warning("presence heartbeat failed: %s", exc)
+
+    async def close(self):
+        """Stop the heartbeat and close the Redis connections."""
+        if self._task is not None:
+            self._task.cancel()
+        await self.redis.aclose()
+
+
+def tracker(on_change):
+    """Return this event loop's :class:`Presence`, made on first use from settings.
+
+    Settings: ``REDIS_URL``, ``PRESENCE_TTL`` and ``PRESENCE_HEARTBEAT``
+    (seconds), and the channel layer's key prefix.
+    """
+    loop = asyncio.get_running_loop()
+    presence = _trackers.get(loop)
+    if presence is None:
+        prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "switchyard")
+        presence = Presence(settings.REDIS_URL, settings.PRESENCE_TTL, settings.PRESENCE_HEARTBEAT, prefix, on_change)
+        _trackers[loop] = presence
+    return presence
+
+
+# Channels routes a group event of this type to the consumer method ``chat_presence``.
+EVENT_TYPE = "chat.presence"
+
+
+async def announce(room, users):
+    """Send a room's users (sorted list of usernames) to every socket of the room, on every worker."""
+    from channels.layers import get_channel_layer
+
+    from chat.messages import group_name
+
+    await get_channel_layer().group_send(group_name(room), {"type": EVENT_TYPE, "room": room, "users": users})

@@ -1,0 +1,52 @@
+"""chat.presence against a real Redis: two Presence objects stand for two workers."""
+
+import asyncio
+
+import pytest
+
+from chat.presence import Presence
+
+pytestmark = pytest.mark.asyncio
+
+
+def worker(redis_url, announced, ttl=1, heartbeat=0.2):
+    async def on_change(room, users):
+        announced.append((room, users))
+
+    return Presence(redis_url, ttl=ttl, heartbeat=heartbeat, prefix="test", on_change=on_change)
+
+
+async def test_a_dead_workers_users_leave_within_ttl_plus_heartbeat(live_redis):
+    announced = []
+    alive, dead = worker(live_redis, announced), worker(live_redis, announced)
+    await alive.join("lobby", "alice", "chan-a")
+    assert await dead.join("lobby", "bob", "chan-b") == ["alice", "bob"]
+    # "kill -9" the second worker: its heartbeat stops, no leave runs.
+    dead._task.cancel()
+    dead.local.clear()
+    started = asyncio.get_running_loop().time()
+    while not announced:
+        await asyncio.sleep(0.05)
+        assert asyncio.get_running_loop().time() - started < 1 + 0.2 + 1, "bob never left"
+    assert announced == [("lobby", ["alice"])]  # one announcement, by the live worker
+    assert await alive.users("lobby") == ["alice"]
+    await alive.close()
+    await dead.close()
+
+
+async def test_two_tabs_count_once_and_leave_keeps_the_other(live_redis):
+    tabs = worker(live_redis, [], ttl=30)
+    await tabs.join("lobby", "alice", "tab-1")
+    assert await tabs.join("lobby", "alice", "tab-2") == ["alice"]
+    assert await tabs.leave("lobby", "alice", "tab-1") == ["alice"]
+    assert await tabs.leave("lobby", "alice", "tab-2") == []
+    assert tabs.local == {}
+    await tabs.close()
+
+
+async def test_heartbeat_keeps_live_members_past_the_ttl(live_redis):
+    keeper = worker(live_redis, [], ttl=1, heartbeat=0.3)
+    await keeper.join("lobby", "alice", "chan-a")
+    await asyncio.sleep(1.6)
+    assert await keeper.users("lobby") == ["alice"]
+    await keeper.close()

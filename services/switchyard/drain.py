@@ -1,0 +1,91 @@
+"""Graceful drain for daphne: on SIGTERM stop accepting, close every socket with 1012, exit.
+
+daphne stops its Twisted reactor on SIGTERM and drops open sockets without a
+close frame. :class:`DrainingServer` replaces that: it stops listening (nginx
+then sends new sockets to other workers), sends every open WebSocket a close
+frame with code 1012 (Service Restart, RFC 6455 registry) so clients
+reconnect at once and recover from their offset, waits up to
+``drain_timeout`` seconds for the sockets to finish closing, then stops.
+
+uvicorn needs no wrapper: on SIGTERM it stops listening, closes every
+WebSocket with 1012 and waits ``--timeout-graceful-shutdown`` seconds.
+"""
+
+import logging
+import signal
+import time
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import reactor
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(Server):
+    """daphne's ``Server`` with a drain on SIGTERM/SIGINT (seconds: :attr:`drain_timeout`)."""
+
+    drain_timeout = 10.0
+    poll_interval = 0.1
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ports = []
+        self.draining = False
+        self.drain_deadline = None
+
+    def run(self):
+        # Our handlers instead of Twisted's (which stop the reactor at once).
+        self.signal_handlers = False
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: reactor.callFromThread(self.drain))
+        super().run()
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def open_websockets(self):
+        """Return the WebSocket protocols that are not closed yet (list)."""
+        return [
+            protocol
+            for protocol, details in self.connections.items()
+            if isinstance(protocol, WebSocketProtocol) and "disconnected" not in details
+        ]
+
+    def drain(self):
+        """Stop accepting, close every socket with 1012, and stop once they are gone (reactor thread)."""
+        if self.draining:
+            return
+        self.draining = True
+        self.drain_deadline = time.monotonic() + self.drain_timeout
+        for port in self.ports:
+            port.stopListening()
+        sockets = self.open_websockets()
+        logger.info("draining: closing %d sockets with 1012 (timeout %ss)", len(sockets), self.drain_timeout)
+        for protocol in sockets:
+            if protocol.state == protocol.STATE_OPEN:
+                protocol.serverClose(code=1012)
+        self._check_drained()
+
+    def _check_drained(self):
+        remaining = self.open_websockets()
+        if not remaining or time.monotonic() >= self.drain_deadline:
+            if remaining:
+                logger.warning("drain timeout: %d sockets still open; stopping anyway", len(remaining))
+            self.stop()
+            return
+        reactor.callLater(self.poll_interval, self._check_drained)
+
+
+class DrainingCommandLine(CommandLineInterface):
+    """daphne's command line, serving with :class:`DrainingServer`."""
+
+    server_class = DrainingServer
+
+
+def run_daphne(argv, drain_timeout):
+    """Run daphne with ``argv`` (its command-line arguments, list of str) and a drain of ``drain_timeout`` seconds."""
+    DrainingServer.drain_timeout = drain_timeout
+    DrainingCommandLine().run(argv)
