@@ -23,6 +23,8 @@ DEFAULTS = {
     "static_root": "/srv/switchyard/static",
     "asgi_ping_interval": 20,
     "ws_read_timeout": None,  # default: 3 x asgi_ping_interval
+    "asgi_max_fails": 3,  # refused connections before a worker is skipped
+    "asgi_fail_timeout": 2,  # seconds a failed worker is skipped
     "resolver": None,  # e.g. "127.0.0.11" for Docker's DNS; enables upstream `resolve`
     "worker_connections": 4096,
     "mime_types": "/etc/nginx/mime.types",

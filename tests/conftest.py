@@ -89,3 +89,25 @@ def login(base_url):
         return ChatClient(base_url, name, PASSWORDS[name]).login()
 
     return signed_in
+
+
+FIGURES = []  # (test name, figures line) of the fault tests, printed at the end
+
+
+@pytest.fixture
+def report(request, output_dir):
+    """Record a figures line for the terminal summary and ``var/test-output/reliability.txt``."""
+
+    def record(line):
+        FIGURES.append(f"{request.node.name}: {line}")
+        with open(output_dir / "reliability.txt", "a") as out:
+            out.write(f"{request.node.name}: {line}\n")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("fault-test figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

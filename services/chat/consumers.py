@@ -18,8 +18,10 @@ from switchyard.worker import worker_id
 
 logger = logging.getLogger(__name__)
 
-# What the channel layer or presence raise when Redis cannot be reached.
-REDIS_ERRORS = (RedisError, OSError)
+# What the channel layer or presence raise when Redis cannot be reached
+# (redis-py wraps socket errors in its own ConnectionError/TimeoutError). Not
+# OSError: uvicorn raises an OSError subclass for a socket the client closed.
+REDIS_ERRORS = (RedisError,)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -36,8 +38,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     offsets from the database. Each socket thus receives the room's messages
     in offset order, each once.
 
-    If Redis goes away under the consumer, the socket is closed with 1013
-    (Try Again Later): the client reconnects and recovers from its offset.
+    If Redis goes away under the consumer, the socket is closed with 4503
+    (try again later): the client reconnects and recovers from its offset.
     """
 
     group = None
@@ -47,10 +49,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except REDIS_ERRORS as exc:
-            logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)
-            if not getattr(self, "accepted", False):
-                await send({"type": "websocket.accept"})
-            await send({"type": "websocket.close", "code": protocol.CLOSE_TRY_AGAIN_LATER})
+            logger.warning("closing socket in room %s with 4503: channel layer lost (%s)", getattr(self, "room", "?"), exc)
+            try:
+                if not getattr(self, "accepted", False):
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": protocol.CLOSE_TRY_AGAIN_LATER})
+            except (OSError, RuntimeError):
+                pass  # the socket is already gone (closed by the client or a drain)
 
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]
@@ -105,7 +110,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(protocol.presence_frame(self.room, users))
             return
         message = await database_sync_to_async(messages.store_message)(self.room, self.user, body)
-        # Stored; if this raises (Redis gone) the socket closes with 1013 and
+        # Stored; if this raises (Redis gone) the socket closes with 4503 and
         # every client, the sender included, gets the message on recovery.
         await messages.broadcast(message)
 

@@ -66,7 +66,9 @@ class DrainingServer(Server):
         logger.info("draining: closing %d sockets with 1012 (timeout %ss)", len(sockets), self.drain_timeout)
         for protocol in sockets:
             if protocol.state == protocol.STATE_OPEN:
-                protocol.serverClose(code=1012)
+                # sendCloseFrame, not sendClose: autobahn lets applications send
+                # only 1000 and 3000-4999; 1012 is the server's own to send.
+                protocol.sendCloseFrame(code=1012, isReply=False)
         self._check_drained()
 
     def _check_drained(self):

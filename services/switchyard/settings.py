@@ -97,7 +97,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 reads with a 5 s socket timeout by default, the same
+            # as channels_redis' 5 s BZPOPMIN: idle receives then fail with
+            # "Timeout reading". Read timeout above the blocking pop; connect fast.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 3}],
             # Messages waiting per channel before channels_redis drops new ones.
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
             # Seconds an undelivered message lives in Redis.

@@ -1,0 +1,189 @@
+"""Fault tests with figures: 20 reconnecting clients chat at ~20 msg/s across two
+ASGI workers while a worker is killed, workers restart in turn, Redis restarts
+and nginx reloads. Each prints sent / received / lost / duplicates dropped /
+max reconnect time (terminal summary and var/test-output/reliability.txt).
+See docs/reliability.md."""
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.chatload import LoadClient, run_load
+from tests.conftest import PRESENCE_HEARTBEAT, PRESENCE_TTL
+
+pytestmark = pytest.mark.asyncio
+
+CLIENTS, RATE = 20, 20.0
+
+
+def cookies(login):
+    return [login(name).cookie_header() for name in ("alice", "bob", "carol")]
+
+
+def fetcher(login, room):
+    reader = login("alice")
+    return lambda: asyncio.to_thread(reader.messages_after, room)
+
+
+async def ctl(stack, *args):
+    result = await asyncio.to_thread(stack.ctl, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def worker_pids(stack):
+    return {port: int(await ctl(stack, "pid", f"asgi:asgi-{port}")) for port in stack.config.asgi_ports}
+
+
+async def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_kill_9_a_worker_under_load(stack, login, report):
+    room = f"kill-{uuid.uuid4().hex[:8]}"
+    victim = (await worker_pids(stack))[stack.config.asgi_ports[0]]
+
+    async def kill():
+        os.kill(victim, signal.SIGKILL)
+
+    figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=10, fault=kill,
+                             fetch_stored=fetcher(login, room))
+    report(figures.line("kill -9 one of 2 workers"))
+    assert figures.workers == 2
+    assert figures.reconnects >= 1 and figures.close_codes.get(1006, 0) >= 1
+    assert figures.stored > 100
+    assert figures.lost == 0
+    assert figures.max_reconnect < 5.0
+
+
+async def test_rolling_restart_drains_with_1012(stack, login, report):
+    room = f"rolling-{uuid.uuid4().hex[:8]}"
+
+    async def rolling_restart():
+        for port in stack.config.asgi_ports:
+            await ctl(stack, "restart", f"asgi:asgi-{port}")  # SIGTERM, drain, exit, start
+            await wait_until(lambda p=port: _accepts(p), 20, f"worker {port} back")
+            await asyncio.sleep(1)
+
+    figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=12, fault=rolling_restart,
+                             fault_at=2, fetch_stored=fetcher(login, room))
+    report(figures.line("SIGTERM each worker in turn"))
+    assert figures.close_codes.get(1012, 0) >= CLIENTS  # every client was drained at least once
+    assert set(figures.close_codes) == {1012}
+    assert figures.lost == 0
+    assert figures.unacknowledged == 0
+    assert figures.max_reconnect < 10.0  # 0.2-4 s measured; the 5 s target is kill -9's
+
+
+async def test_redis_restart_under_load(stack, login, report):
+    room = f"redis-{uuid.uuid4().hex[:8]}"
+    poster = login("bob")
+    during = {}
+
+    async def restart_redis():
+        await ctl(stack, "stop", "redis")
+        await wait_until(lambda: _health(stack) == 503, 10, "/healthz 503 without Redis")
+        response = await asyncio.to_thread(poster.post_message, room, "posted while Redis is down")
+        during["status"], during["body"] = response.status_code, response.json()
+        await asyncio.sleep(2)
+        await ctl(stack, "start", "redis")
+        await wait_until(lambda: _health(stack) == 200, 20, "/healthz 200 with Redis back")
+
+    figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=12, fault=restart_redis,
+                             fetch_stored=fetcher(login, room))
+    report(figures.line("stop Redis 2 s, start it again"))
+    assert during["status"] == 201 and during["body"]["delivery"] == "delayed"
+    assert figures.close_codes.get(4503, 0) >= 1  # consumers that lost Redis said so
+    assert figures.lost == 0  # every stored message reached every client, the delayed one too
+    assert figures.max_reconnect < 10.0
+
+
+async def test_nginx_reload_under_load(stack, login, report):
+    room = f"reload-{uuid.uuid4().hex[:8]}"
+
+    async def reload_nginx():
+        await ctl(stack, "signal", "HUP", "nginx")
+
+    figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=8, fault=reload_nginx,
+                             fetch_stored=fetcher(login, room))
+    report(figures.line("nginx reload (HUP)"))
+    assert figures.lost == 0
+    assert figures.unacknowledged == 0
+    assert figures.reconnects == 0  # old nginx workers keep open sockets until they close
+
+
+async def test_presence_of_a_killed_workers_users_expires_within_the_bound(stack, login, report):
+    room = f"presence-{uuid.uuid4().hex[:8]}"
+    observer = LoadClient(stack.config.url, login("bob").cookie_header(), room, "observer")
+    stop = asyncio.Event()
+    observer_task = asyncio.create_task(observer.run(stop))
+    await asyncio.wait_for(observer.connected.wait(), 10)
+    observer_worker = next(iter(observer.workers))
+    # Carol's socket, on the other worker; it will not reconnect.
+    from websockets.asyncio.client import connect
+
+    from tests.clients import ws_url
+
+    carol = login("carol")
+    for _ in range(6):
+        socket = await connect(ws_url(stack.config.url, room), origin=stack.config.url,
+                               additional_headers={"Cookie": carol.cookie_header()})
+        welcome = _welcome(await socket.recv())
+        if welcome["worker"] != observer_worker:
+            break
+    assert welcome["worker"] != observer_worker
+    presence = await _presence_until(observer, lambda users: "carol" in users, 10)
+    assert presence == ["bob", "carol"]
+    os.kill(int(welcome["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    killed = time.monotonic()
+    await _presence_until(observer, lambda users: "carol" not in users, PRESENCE_TTL + PRESENCE_HEARTBEAT + 5)
+    took = time.monotonic() - killed
+    bound = PRESENCE_TTL + PRESENCE_HEARTBEAT
+    report(f"presence: killed worker's user left after {took:.1f}s (bound {bound}s = TTL {PRESENCE_TTL} + heartbeat {PRESENCE_HEARTBEAT})")
+    stop.set()
+    await observer.connection.close()
+    observer_task.cancel()
+    assert took <= bound + 1.0  # one second of scheduling slack
+
+
+def _accepts(port):
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _health(stack):
+    try:
+        return requests.get(f"{stack.config.url}/healthz", timeout=5).status_code
+    except requests.RequestException:
+        return None
+
+
+def _welcome(raw):
+    import json
+
+    frame = json.loads(raw)
+    assert frame["type"] == "welcome"
+    return frame
+
+
+async def _presence_until(client, predicate, timeout):
+    """Wait until a presence frame pushed to ``client`` satisfies ``predicate(users)``; return the users."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.users is not None and predicate(client.users):
+            return client.users
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"presence never matched; last: {client.users}")
