@@ -161,3 +161,46 @@ def test_oversize_message_ends_the_socket_and_the_worker_lives_on(stack, login):
         opened[0].say("after the oversize one")
         assert opened[-1].recv_message("after the oversize one")
     assert [m["body"] for m in alice.messages_after(room)] == ["after the oversize one"]
+
+
+def test_joining_during_a_flood_loses_and_repeats_nothing(login):
+    """Sockets that join while messages are being stored get a gapless, duplicate-free stream.
+
+    The welcome is built while another thread posts as fast as it can; each
+    joiner's history plus its live frames must be exactly the offsets from its
+    history's start to the last one, once each, in order.
+    """
+    import threading
+
+    alice, bob = login("alice"), login("bob")
+    room = room_name()
+    stop = threading.Event()
+
+    def flood():
+        for i in range(400):
+            if stop.is_set():
+                return
+            bob.post_message(room, f"flood {i}")
+
+    poster = threading.Thread(target=flood)
+    poster.start()
+    streams = []
+    try:
+        for _ in range(8):
+            with alice.socket(room) as joiner:
+                offsets = [m["offset"] for m in joiner.welcome["history"]]
+                start = joiner.welcome["offset"]
+                deadline = time.monotonic() + 0.5
+                while time.monotonic() < deadline:
+                    try:
+                        frame = joiner.recv(timeout=max(0.01, deadline - time.monotonic()), frame_type="message")
+                    except TimeoutError:
+                        break
+                    offsets.append(frame["offset"])
+                streams.append((start, offsets))
+    finally:
+        stop.set()
+        poster.join()
+    assert any(offsets and offsets[-1] > start for start, offsets in streams), "no joiner saw live frames"
+    for start, offsets in streams:
+        assert offsets == list(range(offsets[0], offsets[-1] + 1)), f"gap or duplicate around welcome offset {start}"
