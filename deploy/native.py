@@ -45,7 +45,7 @@ class StackConfig:
     Ports are TCP ports on 127.0.0.1 (ints). ``asgi_ports`` has one entry per
     ASGI worker. ``redis_url`` set means "use that Redis" and no Redis is
     started. ``extra_env`` adds or overrides environment variables of every
-    Django process (settings, see ``deploy/env.example``). ``drain_timeout``
+    Django process (settings, see ``.env.example``). ``drain_timeout``
     is in seconds.
     """
 

@@ -17,6 +17,12 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 # ``asgi_servers`` are lists of "host:port"; seconds are ints.
 DEFAULTS = {
     "listen": "127.0.0.1:8080",
+    # TLS: with tls_listen set, `listen` only redirects to https on https_port
+    # (the public port, for the redirect's URL) and the site is served on tls_listen.
+    "tls_listen": None,
+    "tls_certificate": None,
+    "tls_certificate_key": None,
+    "https_port": 443,
     "server_name": "_",
     "web_servers": ["127.0.0.1:8000"],
     "asgi_servers": ["127.0.0.1:8100"],

@@ -38,3 +38,22 @@ def test_read_timeout_must_outlast_the_ping_interval():
         nginx.context(asgi_ping_interval=30, ws_read_timeout=30)
     with pytest.raises(KeyError):
         nginx.context(listen_port=80)
+
+
+def test_tls_site_redirects_plain_http_and_passes_nginx_t(tmp_path):
+    import subprocess as sp
+
+    sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+            "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    (tmp_path / "nginx-tmp").mkdir()
+    nginx.render(
+        tmp_path, main=True, run_dir=str(tmp_path), log_dir=str(tmp_path), static_root=str(tmp_path),
+        listen="127.0.0.1:8080", tls_listen="127.0.0.1:8443", https_port=8443,
+        tls_certificate=str(tmp_path / "cert.pem"), tls_certificate_key=str(tmp_path / "key.pem"),
+    )
+    site = (tmp_path / "conf.d" / "switchyard-site.conf").read_text()
+    assert "listen 127.0.0.1:8443 ssl;" in site
+    assert "return 301 https://$host:8443$request_uri;" in site
+    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

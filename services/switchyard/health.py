@@ -3,7 +3,11 @@
 Answers 200 ``{"status": "ok", "checks": {...}}`` only while both the database
 and Redis answer; otherwise 503 with ``"status": "unavailable"`` and, per
 dependency, ``"ok"`` or the name of the error. Load balancers, compose
-healthchecks and the native launcher all poll it through nginx.
+healthchecks and the native launcher all poll it.
+
+:class:`HealthCheckMiddleware` answers it before any other middleware, so a
+probe by IP address (a container healthcheck, a load balancer) is not turned
+away by ``ALLOWED_HOSTS``, and it works on gunicorn and on the ASGI workers.
 """
 
 import redis
@@ -58,3 +62,18 @@ def healthz(request):
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+
+
+class HealthCheckMiddleware:
+    """Answer ``GET /healthz`` first, before host validation; pass everything else on.
+
+    Must be the first entry of ``MIDDLEWARE``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == "/healthz":
+            return healthz(request)
+        return self.get_response(request)

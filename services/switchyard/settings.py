@@ -1,7 +1,7 @@
 """Settings of the Switchyard project, read once, here, from the environment.
 
 Every delivery path (native ``scripts/stack``, compose, Ansible) configures the
-project only through the environment variables below; ``deploy/env.example``
+project only through the environment variables below; ``.env.example``
 lists them with their meaning. Values are parsed with django-environ.
 """
 
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "switchyard.health.HealthCheckMiddleware",  # first: probes by IP skip ALLOWED_HOSTS
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -134,7 +135,13 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_SSL_REDIRECT = False  # nginx redirects port 80 to 443 before Django sees it
+# nginx redirects port 80 to 443 before Django sees it; this catches anything
+# that reaches Django over plain HTTP anyway (/healthz is answered before it).
+SECURE_SSL_REDIRECT = HTTPS
+# Preloading HSTS is a per-domain commitment (hstspreload.org): opt in with
+# SECURE_HSTS_PRELOAD=true. Until then Django's reminder (W021) is silenced.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 

@@ -6,7 +6,7 @@ from django.urls import include, path
 from switchyard.health import healthz
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # normally answered by HealthCheckMiddleware
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("chat.urls")),

@@ -19,13 +19,17 @@ SERVERS = ("daphne", "uvicorn")
 APPLICATION = "switchyard.asgi:application"
 
 
-def server_argv(server, host, port):
+def server_argv(server, host, port, reload=False):
     """Return the argv (list of str) that starts ``server`` on ``host``:``port``.
 
-    ``server`` is ``"daphne"`` or ``"uvicorn"``; ``port`` an int. Ping interval
-    and timeout (seconds) and the message size limit (bytes) come from
-    settings. Raises ``ValueError`` for another server name.
+    ``server`` is ``"daphne"`` or ``"uvicorn"``; ``port`` an int; ``reload``
+    (uvicorn only, for development) restarts on code changes. Ping interval
+    and timeout (seconds), the drain timeout (seconds) and the message size
+    limit (bytes) come from settings. Raises ``ValueError`` for another server
+    name, or for ``reload`` with daphne.
     """
+    if reload and server != "uvicorn":
+        raise ValueError("--reload needs --server uvicorn (daphne cannot reload)")
     interval, timeout = settings.ASGI_PING_INTERVAL, settings.ASGI_PING_TIMEOUT
     max_bytes = settings.WEBSOCKET_MAX_MESSAGE_BYTES
     if server == "daphne":
@@ -54,6 +58,7 @@ def server_argv(server, host, port):
             "--forwarded-allow-ips", "*",
             "--lifespan", "off",
             "--timeout-graceful-shutdown", str(settings.ASGI_DRAIN_TIMEOUT),
+            *(["--reload"] if reload else []),
             APPLICATION,
         ]
     raise ValueError(f"unknown ASGI server {server!r}; choose one of {', '.join(SERVERS)}")
@@ -66,11 +71,12 @@ class Command(BaseCommand):
         parser.add_argument("--server", choices=SERVERS, default=None, help="default: settings.ASGI_SERVER")
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8100, help="TCP port to bind (default 8100)")
+        parser.add_argument("--reload", action="store_true", help="restart on code changes (uvicorn; development)")
 
-    def handle(self, *args, server=None, host="127.0.0.1", port=8100, **options):
+    def handle(self, *args, server=None, host="127.0.0.1", port=8100, reload=False, **options):
         server = server or settings.ASGI_SERVER
         try:
-            argv = server_argv(server, host, port)
+            argv = server_argv(server, host, port, reload)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if server == "daphne":

@@ -1,0 +1,159 @@
+"""Fixtures of the compose tests: the dev and prod compose stacks on a real Docker engine.
+
+Each stack is brought up once per module with ``docker-compose`` (Compose 1.29
+here; the files also suit Compose v2) under its own project name, with the
+image references from the environment (``../shared/offline-images/build
+--env`` on machines without a registry, see ``scripts/test --compose``), and
+torn down with ``down -v`` at the end. Tests talk to nginx's published ports
+only, through the same clients as the native stack tests.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.clients import ChatClient
+from tests.conftest import PASSWORDS, free_ports
+
+REPO = Path(__file__).resolve().parent.parent.parent
+COMPOSE = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
+
+
+class ComposeStack:
+    """One compose project: ``compose_file`` under ``project``, with ``env`` (dict) for interpolation."""
+
+    def __init__(self, compose_file, project, env, base_url, verify=True, env_file=None):
+        self.compose_file, self.project, self.base_url, self.verify = compose_file, project, base_url, verify
+        self.env = {**os.environ, **env}
+        self.env_file = env_file
+
+    def compose(self, *args, check=True, timeout=600):
+        """Run ``docker-compose -f FILE -p PROJECT ARGS``; return the CompletedProcess (text)."""
+        command = [*COMPOSE, *(["--env-file", str(self.env_file)] if self.env_file else []),
+                   "-f", str(REPO / self.compose_file), "-p", self.project, *args]
+        result = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self, *args):
+        """``up -d`` (plus ``args``) and wait until ``/healthz`` answers 200 through nginx."""
+        self.compose("up", "-d", *args)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout=180):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.base_url}/healthz", timeout=5, verify=self.verify).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        logs = self.compose("logs", "--tail", "40", check=False).stdout
+        raise AssertionError(f"{self.project} not healthy after {timeout}s:\n{logs}")
+
+    def manage(self, *args):
+        """Run ``manage.py ARGS`` in the web container; return its stdout."""
+        return self.compose("exec", "-T", "web", "python", "manage.py", *args).stdout
+
+    def create_users(self):
+        code = (
+            "from django.contrib.auth import get_user_model\n"
+            "User = get_user_model()\n"
+            f"for name, password in {PASSWORDS!r}.items():\n"
+            "    user, _ = User.objects.get_or_create(username=name)\n"
+            "    user.set_password(password)\n"
+            "    user.save()\n"
+        )
+        self.manage("shell", "-c", code)
+
+    def container_ids(self, service=None):
+        """Return the ids (list of str) of the project's containers, all or one service's, running or not."""
+        labels = ["--filter", f"label=com.docker.compose.project={self.project}"]
+        if service:
+            labels += ["--filter", f"label=com.docker.compose.service={service}"]
+        result = subprocess.run(["docker", "ps", "-aq", *labels], capture_output=True, text=True, check=True)
+        return result.stdout.split()
+
+    def hostname(self, container_id):
+        """The hostname of a container (what ``worker_id()`` reports inside it)."""
+        result = subprocess.run(["docker", "inspect", "-f", "{{.Config.Hostname}}", container_id],
+                                capture_output=True, text=True, check=True)
+        return result.stdout.strip()
+
+    def down(self):
+        self.compose("down", "-v", "--remove-orphans", check=False)
+
+
+def require_docker():
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        raise RuntimeError("no Docker engine: run the compose tests with `scripts/test --compose`")
+
+
+@pytest.fixture(scope="module")
+def compose_dev():
+    """compose.dev.yaml with two ASGI replicas, on a free port."""
+    require_docker()
+    port = free_ports(1)[0]
+    stack = ComposeStack("compose.dev.yaml", "switchyard-test-dev", {"HTTP_PORT": str(port)},
+                         f"http://127.0.0.1:{port}")
+    stack.down()
+    try:
+        stack.compose("build")
+        stack.up("--scale", "asgi=2")
+        stack.create_users()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="module")
+def compose_prod(tmp_path_factory):
+    """compose.prod.yaml over TLS (a self-signed pair from scripts/tls-selfsigned), two ASGI replicas."""
+    require_docker()
+    work = tmp_path_factory.mktemp("compose-prod")
+    subprocess.run([str(REPO / "scripts" / "tls-selfsigned"), str(work / "tls"), "localhost"], check=True,
+                   capture_output=True)
+    http_port, https_port = free_ports(2)
+    env_file = work / ".env"
+    env_file.write_text(
+        "\n".join(
+            [
+                "POSTGRES_PASSWORD=pg-compose-test-secret",
+                "REDIS_PASSWORD=redis-compose-test-secret",
+                "SECRET_KEY=compose-test-" + "k" * 50,
+                "ALLOWED_HOSTS=localhost,127.0.0.1",
+                f"HTTP_PORT={http_port}",
+                f"HTTPS_PORT={https_port}",
+                f"TLS_CERT_FILE={work / 'tls' / 'tls.crt'}",
+                f"TLS_KEY_FILE={work / 'tls' / 'tls.key'}",
+                "ASGI_STOP_GRACE_PERIOD=15s",
+            ]
+        )
+        + "\n"
+    )
+    stack = ComposeStack("compose.prod.yaml", "switchyard-test-prod", {"ENV_FILE": str(env_file)},
+                         f"https://127.0.0.1:{https_port}", verify=str(work / "tls" / "tls.crt"), env_file=env_file)
+    stack.http_port = http_port
+    stack.down()
+    try:
+        stack.compose("build")
+        stack.up("--scale", "asgi=2")
+        stack.create_users()
+        yield stack
+    finally:
+        stack.down()
+
+
+def login_fixture(stack):
+    def signed_in(name):
+        return ChatClient(stack.base_url, name, PASSWORDS[name], verify=stack.verify).login()
+
+    return signed_in
