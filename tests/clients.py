@@ -153,3 +153,84 @@ class Socket:
             frame = self.recv(timeout=max(0.01, deadline - time.monotonic()), frame_type="message")
             if frame["body"] == body:
                 return frame
+
+
+class RawSocket:
+    """A WebSocket that can send what a well-behaved client never would, for hostile-input tests.
+
+    Built on the ``websockets`` library's sans-I/O ``ClientProtocol`` over a
+    plain TCP socket (plain ``ws://`` only): the handshake and framing are the
+    library's; :meth:`send_frame` puts any frame on the wire, valid or not.
+    """
+
+    def __init__(self, base_url, room, cookie, origin=None, timeout=10):
+        import socket as socket_module
+
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        uri = parse_uri(ws_url(base_url, room))
+        self.timeout = timeout
+        self.sock = socket_module.create_connection((uri.host, uri.port), timeout=timeout)
+        self.protocol = ClientProtocol(uri, max_size=None)
+        request = self.protocol.connect()
+        request.headers["Origin"] = origin or base_url
+        request.headers["Cookie"] = cookie
+        self.protocol.send_request(request)
+        self._flush()
+        while self.protocol.handshake_exc is None and self.protocol.state.name == "CONNECTING":
+            self._read()
+        if self.protocol.handshake_exc is not None:
+            raise self.protocol.handshake_exc
+        self.pending = []
+        self.welcome = self.recv_json(frame_type="welcome")
+
+    def _flush(self):
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def _read(self):
+        data = self.sock.recv(65536)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self._flush()
+        return bool(data)
+
+    def send_frame(self, opcode, payload, fin=True, rsv1=False):
+        """Send one frame: ``opcode`` a ``websockets.frames.Opcode``, ``payload`` bytes (unchecked)."""
+        from websockets.frames import Frame
+
+        self.protocol.send_frame(Frame(opcode, payload, fin=fin, rsv1=rsv1))
+        self._flush()
+
+    def recv_json(self, frame_type=None):
+        """Return the next text frame (dict), of ``frame_type`` when given."""
+        import json as json_module
+
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            for event in self.protocol.events_received():
+                if getattr(event, "opcode", None) is not None and event.opcode.name == "TEXT":
+                    self.pending.append(json_module.loads(event.data))
+            while self.pending:
+                frame = self.pending.pop(0)
+                if frame_type is None or frame["type"] == frame_type:
+                    return frame
+            if not self._read():
+                break
+        raise TimeoutError(f"no {frame_type or 'frame'}")
+
+    def close_code(self):
+        """Read until the server closes; return the close code it sent (1006 if none)."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and self.protocol.close_rcvd is None:
+            try:
+                if not self._read():
+                    break
+            except OSError:
+                break
+        self.sock.close()
+        return self.protocol.close_rcvd.code if self.protocol.close_rcvd else 1006

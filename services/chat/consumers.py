@@ -38,7 +38,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     offsets from the database. Each socket thus receives the room's messages
     in offset order, each once.
 
-    If Redis goes away under the consumer, the socket is closed with 4503
+    If Redis goes away under the consumer, the socket is closed with 1013
     (try again later): the client reconnects and recovers from its offset.
     """
 
@@ -49,7 +49,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except REDIS_ERRORS as exc:
-            logger.warning("closing socket in room %s with 4503: channel layer lost (%s)", getattr(self, "room", "?"), exc)
+            logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)
             try:
                 if not getattr(self, "accepted", False):
                     await send({"type": "websocket.accept"})
@@ -110,7 +110,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(protocol.presence_frame(self.room, users))
             return
         message = await database_sync_to_async(messages.store_message)(self.room, self.user, body)
-        # Stored; if this raises (Redis gone) the socket closes with 4503 and
+        # Stored; if this raises (Redis gone) the socket closes with 1013 and
         # every client, the sender included, gets the message on recovery.
         await messages.broadcast(message)
 

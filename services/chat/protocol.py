@@ -20,11 +20,11 @@ INVALID_AFTER = "invalid_after"
 DELIVERY_DELAYED = "delivery_delayed"
 
 # Close codes the server sends (documented in docs/protocol.md).
-# 1012 is sent by the ASGI server's drain; the application may only send 1000
-# and 4000-4999 (daphne/autobahn refuse the rest), hence private codes here.
+# Registered codes (RFC 6455 / IANA) where one fits, 4000-4999 for the rest.
 CLOSE_SERVICE_RESTART = 1012  # the worker is draining (SIGTERM): reconnect now
+CLOSE_TRY_AGAIN_LATER = 1013  # this worker lost Redis (the channel layer): reconnect with backoff
+CLOSE_POLICY_VIOLATION = 1008  # kept flooding past the rate limit, or over the socket cap: do not retry at once
 CLOSE_HISTORY_RESET = 4000  # the room's history was reset (new epoch): reconnect and reload
-CLOSE_TRY_AGAIN_LATER = 4503  # this worker lost Redis (the channel layer): reconnect with backoff
 
 # Client frame types.
 MESSAGE = "message"

@@ -136,11 +136,7 @@ def test_supervisor_restarts_a_killed_worker(stack, login):
 
 
 def test_oversize_message_ends_the_socket_and_the_worker_lives_on(stack, login):
-    """Over WEBSOCKET_MAX_MESSAGE_BYTES the ASGI server ends the socket before Django sees it.
-
-    uvicorn closes with 1009; daphne (autobahn's failByDrop) drops the TCP
-    connection, which the client sees as 1006. Both documented in protocol.md.
-    """
+    """Over WEBSOCKET_MAX_MESSAGE_BYTES the ASGI server closes with 1009 before Django sees it."""
     from websockets.exceptions import ConnectionClosed
 
     alice = login("alice")
@@ -151,10 +147,7 @@ def test_oversize_message_ends_the_socket_and_the_worker_lives_on(stack, login):
         with pytest.raises(ConnectionClosed) as closed:
             a.recv(timeout=10)
     received = closed.value.rcvd
-    if stack.config.asgi_server == "uvicorn":
-        assert received is not None and received.code == 1009
-    else:
-        assert received is None  # no close frame: 1006
+    assert received is not None and received.code == 1009
     with contextlib.ExitStack() as sockets:  # the same worker still serves sockets
         opened = [sockets.enter_context(alice.socket(room)) for _ in range(4)]
         assert worker in {s.worker for s in opened}

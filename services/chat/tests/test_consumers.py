@@ -221,13 +221,13 @@ async def test_presence_counts_a_user_with_two_tabs_once(alice, bob):
     await tab1.disconnect()
 
 
-async def test_lost_redis_closes_the_socket_with_4503(alice, settings):
+async def test_lost_redis_closes_the_socket_with_1013(alice, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: presence cannot join
     socket, connected = await open_socket("lobby", alice)
     assert connected
     assert (await socket.receive_json_from())["type"] == "welcome"
     output = await socket.receive_output()
-    assert output == {"type": "websocket.close", "code": 4503}
+    assert output == {"type": "websocket.close", "code": 1013}
 
 
 async def test_disconnect_leaves_the_group(alice):

@@ -4,7 +4,7 @@ Every delivery path starts its WebSocket workers with this command, so the
 server flags (keepalive pings, message size limit, proxy headers, drain) are
 written once, here, from settings. uvicorn is ``exec``ed: signals from the
 supervisor (supervisord, Docker, systemd) reach it directly. daphne runs in
-this process through ``switchyard.drain``, which adds the graceful drain
+this process through ``switchyard.daphne_server``, which adds the graceful drain
 that daphne lacks (close 1012 on SIGTERM).
 """
 
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if server == "daphne":
-            from switchyard.drain import run_daphne
+            from switchyard.daphne_server import run_daphne
 
             run_daphne(argv[1:], settings.ASGI_DRAIN_TIMEOUT)
             return

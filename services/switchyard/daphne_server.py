@@ -1,4 +1,6 @@
-"""Graceful drain for daphne: on SIGTERM stop accepting, close every socket with 1012, exit.
+"""daphne as Switchyard runs it: a graceful drain, and the standard close codes.
+
+**Drain.** On SIGTERM: stop accepting, close every socket with 1012, exit.
 
 daphne stops its Twisted reactor on SIGTERM and drops open sockets without a
 close frame. :class:`DrainingServer` replaces that: it stops listening (nginx
@@ -9,6 +11,14 @@ reconnect at once and recover from their offset, waits up to
 
 uvicorn needs no wrapper: on SIGTERM it stops listening, closes every
 WebSocket with 1012 and waits ``--timeout-graceful-shutdown`` seconds.
+
+**Close codes.** daphne's autobahn protocol drops the TCP connection on a
+protocol violation (``failByDrop``) and lets the application close only with
+1000 or 3000-4999. :class:`WebSocketProtocol` and the factory options below
+make daphne behave like uvicorn and RFC 6455: an oversize message is closed
+with 1009, invalid UTF-8 with 1007, a protocol error with 1002, and the
+application may close with the registered codes 1008 (policy), 1011, 1012
+and 1013 (try again later).
 """
 
 import logging
@@ -16,11 +26,26 @@ import signal
 import time
 
 from daphne.cli import CommandLineInterface
+from daphne import ws_protocol
 from daphne.server import Server
-from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor
 
 logger = logging.getLogger(__name__)
+
+# Registered close codes (RFC 6455 section 7.4.1 and the IANA registry) that an
+# application may send; 1004-1006 and 1015 are reserved.
+APPLICATION_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+
+
+class WebSocketProtocol(ws_protocol.WebSocketProtocol):
+    """daphne's protocol, letting the application close with registered codes (see module doc)."""
+
+    def serverClose(self, code=None):
+        code = 1000 if code is None else code
+        if code in APPLICATION_CLOSE_CODES:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code)
 
 
 class DrainingServer(Server):
@@ -43,6 +68,10 @@ class DrainingServer(Server):
         super().run()
 
     def listen_success(self, port):
+        # The factory exists by now and builds a protocol per connection, so
+        # these options apply to every socket accepted from here on.
+        self.ws_factory.protocol = WebSocketProtocol
+        self.ws_factory.setProtocolOptions(failByDrop=False, perMessageCompressionAccept=lambda offers: None)
         self.ports.append(port)
         super().listen_success(port)
 
@@ -51,7 +80,7 @@ class DrainingServer(Server):
         return [
             protocol
             for protocol, details in self.connections.items()
-            if isinstance(protocol, WebSocketProtocol) and "disconnected" not in details
+            if isinstance(protocol, ws_protocol.WebSocketProtocol) and "disconnected" not in details
         ]
 
     def drain(self):
