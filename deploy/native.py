@@ -128,7 +128,7 @@ class NativeStack:
         env = dict(os.environ)
         defaults = {
             "DATABASE_URL": f"sqlite:///{self.run_dir / 'db.sqlite3'}",
-            "REDIS_URL": config.redis_url or f"redis://127.0.0.1:{config.redis_port}/0",
+            "REDIS_URL": config.redis_url or f"redis://:{self._secret('redis-password')}@127.0.0.1:{config.redis_port}/0",
             "STATIC_ROOT": str(self.run_dir / "static"),
             "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
         }
@@ -171,6 +171,11 @@ class NativeStack:
             asgi_ping_interval=ping_interval,
             run_as_user="root" if as_root else None,
         )
+        if not config.redis_url:
+            # The password lives in a 0600 file, not on a command line that `ps` shows.
+            redis_conf = self.run_dir / "redis.conf"
+            redis_conf.write_text(f"requirepass {self._secret('redis-password')}\n")
+            redis_conf.chmod(0o600)
         template = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
             undefined=jinja2.StrictUndefined,

@@ -31,6 +31,9 @@ DEFAULTS = {
     "ws_read_timeout": None,  # default: 3 x asgi_ping_interval
     "asgi_max_fails": 3,  # refused connections before a worker is skipped
     "asgi_fail_timeout": 2,  # seconds a failed worker is skipped
+    "ws_conn_per_ip": 256,  # open WebSockets per client address (then 429)
+    "ws_handshake_rate": "50r/s",  # new WebSocket handshakes per client address…
+    "ws_handshake_burst": 200,  # …with this burst (a reconnect storm after a restart)
     "resolver": None,  # e.g. "127.0.0.11" for Docker's DNS; enables upstream `resolve`
     "worker_connections": 4096,
     "mime_types": "/etc/nginx/mime.types",

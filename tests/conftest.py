@@ -13,7 +13,8 @@ import pytest
 from deploy.native import NativeStack, StackConfig
 from tests.clients import ChatClient
 
-PASSWORDS = {"alice": "alice-stack-pass", "bob": "bob-stack-pass", "carol": "carol-stack-pass"}
+PASSWORDS = {"alice": "alice-stack-pass", "bob": "bob-stack-pass", "carol": "carol-stack-pass",
+             "mallory": "mallory-stack-pass", "trudy": "trudy-stack-pass"}
 PRESENCE_TTL, PRESENCE_HEARTBEAT = 4, 1  # seconds
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "var" / "test-output"
 

@@ -5,8 +5,10 @@ from chat.models import Message, Room
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ("slug", "created_at")
+    list_display = ("slug", "is_private", "created_at")
+    list_filter = ("is_private",)
     search_fields = ("slug",)
+    filter_horizontal = ("members",)
 
 
 @admin.register(Message)

@@ -15,6 +15,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from chat import messages, protocol
+from chat.access import can_access
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,13 @@ def messages_view(request, room):
     pushed to the sockets, ``"delayed"`` when the channel layer was down (the
     message is stored; sockets get it from the history when they reconnect).
 
-    401 ``not_authenticated`` without a session; 400 for a bad ``after`` or body.
+    401 ``not_authenticated`` without a session; 403 ``forbidden`` for a private
+    room the user is not a member of; 400 for a bad ``after`` or body.
     """
     if not request.user.is_authenticated:
         return _error(401, "not_authenticated", "sign in first")
+    if not can_access(request.user, room):
+        return _error(403, "forbidden", "this room is private")
     if request.method == "GET":
         try:
             after = protocol.parse_after(request.GET.get("after")) or 0

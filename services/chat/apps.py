@@ -6,3 +6,6 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from chat import signals  # noqa: F401 - connects the sign-out receiver

@@ -1,8 +1,9 @@
 """The chat consumer: one instance per WebSocket on ``/ws/chat/<room>/``.
 
 Thin by design: parsing lives in ``chat.protocol``, storage and delivery in
-``chat.messages``, presence in ``chat.presence``. The frames and close codes
-are written down in ``docs/protocol.md``.
+``chat.messages``, presence and the socket cap in ``chat.presence``, who may
+enter in ``chat.access``, rate limits in ``chat.ratelimits``. The frames and
+close codes are written down in ``docs/protocol.md``.
 """
 
 import json
@@ -11,9 +12,14 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import messages, presence, protocol
+from chat.access import can_access
+from chat.ratelimits import rate_limits
+from chat.signals import session_group
+from switchyard.websocket import log_connection
 from switchyard.worker import worker_id
 
 logger = logging.getLogger(__name__)
@@ -28,7 +34,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """Joins the room's group, sends the welcome frame, relays messages and presence.
 
     Handshake: refused (HTTP 403) without a signed-in session; the Origin
-    check happens before, in ``AllowedHostsOriginValidator``.
+    check happens before, in ``switchyard.websocket.OriginAllowlist``. A
+    non-member of a private room is closed with 4403, a user over the socket
+    cap with 1008.
 
     Ordering, no loss, no duplicates: the consumer joins the room's group
     *before* it reads the welcome from the database, and remembers the room's
@@ -39,17 +47,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
     in offset order, each once.
 
     If Redis goes away under the consumer, the socket is closed with 1013
-    (try again later): the client reconnects and recovers from its offset.
+    (Try Again Later): the client reconnects and recovers from its offset.
     """
 
-    group = None
+    groups_joined = ()
     joined = False
+    claimed = False
 
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         except REDIS_ERRORS as exc:
             logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)
+            log_connection("close", scope, room=getattr(self, "room", None), code=protocol.CLOSE_TRY_AGAIN_LATER,
+                           reason="redis_lost")
             try:
                 if not getattr(self, "accepted", False):
                     await send({"type": "websocket.accept"})
@@ -57,13 +68,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except (OSError, RuntimeError):
                 pass  # the socket is already gone (closed by the client or a drain)
 
+    async def refuse(self, reason, code=None):
+        """Log and end the handshake: HTTP 403 when ``code`` is None, else accept and close with ``code``."""
+        log_connection("reject", self.scope, room=self.room, user=self.user.get_username() or None,
+                       reason=reason, code=code)
+        if code is not None:
+            await self.accept()
+        await self.close(code=code)
+
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]
         self.user = self.scope["user"]
         if not self.user.is_authenticated:
-            logger.info("refused socket for room %s: not signed in", self.room)
-            await self.close()
+            await self.refuse("not_signed_in")
             return
+        if not await database_sync_to_async(can_access)(self.user, self.room):
+            await self.refuse("not_a_member", protocol.CLOSE_FORBIDDEN)
+            return
+        self.username = self.user.get_username()
+        self.presence = presence.tracker(presence.announce)
+        if not await self.presence.claim(self.username, self.channel_name, settings.CHAT_MAX_SOCKETS_PER_USER):
+            await self.refuse("socket_cap", protocol.CLOSE_POLICY_VIOLATION)
+            return
+        self.claimed = True
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         epoch = query.get("epoch", [None])[0]
         after_error = None
@@ -71,26 +98,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
             after = protocol.parse_after(query.get("after", [None])[0])
         except protocol.ProtocolError as exc:
             after, after_error = None, exc
-        self.group = messages.group_name(self.room)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = [messages.group_name(self.room)]
+        if self.scope["session"].session_key:
+            self.groups_joined.append(session_group(self.scope["session"].session_key))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         welcome = await database_sync_to_async(messages.welcome)(self.room, after, epoch)
         self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         await self.accept()
         self.accepted = True
+        log_connection("accept", self.scope, room=self.room, user=self.username, worker=worker_id())
         if after_error:
             await self.send_frame(protocol.error_frame(after_error.code, after_error.detail))
         await self.send_frame(protocol.welcome_frame(worker_id(), self.room, welcome))
-        self.presence = presence.tracker(presence.announce)
-        users = await self.presence.join(self.room, self.user.get_username(), self.channel_name)
+        users = await self.presence.join(self.room, self.username, self.channel_name)
         self.joined = True
         await presence.announce(self.room, users)
 
     async def disconnect(self, code):
+        if getattr(self, "accepted", False):
+            log_connection("close", self.scope, room=self.room, user=self.username, code=code)
         try:
-            if self.group:
-                await self.channel_layer.group_discard(self.group, self.channel_name)
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            if self.claimed:
+                await self.presence.release(self.username, self.channel_name)
+                await rate_limits().forget(self.channel_name)
             if self.joined:
-                users = await self.presence.leave(self.room, self.user.get_username(), self.channel_name)
+                users = await self.presence.leave(self.room, self.username, self.channel_name)
                 await presence.announce(self.room, users)
         except REDIS_ERRORS as exc:
             # Presence entries expire on their own (PRESENCE_TTL); nothing is lost.
@@ -109,10 +144,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             users = await self.presence.users(self.room)
             await self.send_frame(protocol.presence_frame(self.room, users))
             return
+        if not await rate_limits().allow(self.username, self.channel_name):
+            await self.rate_limited()
+            return
         message = await database_sync_to_async(messages.store_message)(self.room, self.user, body)
         # Stored; if this raises (Redis gone) the socket closes with 1013 and
         # every client, the sender included, gets the message on recovery.
         await messages.broadcast(message)
+
+    async def rate_limited(self):
+        """Refuse one message over a rate limit: an error frame, or 1008 past the tolerance."""
+        if not await rate_limits().tolerate(self.channel_name):
+            log_connection("close", self.scope, room=self.room, user=self.username,
+                           code=protocol.CLOSE_POLICY_VIOLATION, reason="flood")
+            await self.close(code=protocol.CLOSE_POLICY_VIOLATION)
+            return
+        await self.send_frame(protocol.error_frame(protocol.RATE_LIMITED, "slow down: message not sent"))
 
     async def chat_message(self, event):
         """Group event handler (``type: chat.message``): forward one message, in offset order."""
@@ -134,6 +181,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_presence(self, event):
         """Group event handler (``type: chat.presence``): forward the room's users."""
         await self.send_frame(protocol.presence_frame(event["room"], event["users"]))
+
+    async def session_ended(self, event):
+        """Group event handler (``type: session.ended``): the session signed out; close with 4401."""
+        log_connection("close", self.scope, room=self.room, user=self.username, code=protocol.CLOSE_SIGNED_OUT,
+                       reason="signed_out")
+        await self.close(code=protocol.CLOSE_SIGNED_OUT)
 
     async def send_frame(self, frame):
         """Send one frame (dict) as a JSON text frame."""

@@ -31,6 +31,10 @@ class Room(models.Model):
     """
 
     slug = models.CharField(max_length=64, unique=True)
+    # A private room admits its members only (sockets, history, posting);
+    # rooms created on first use are public.
+    is_private = models.BooleanField(default=False)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="chat_rooms")
     epoch = models.CharField(max_length=16, default=new_epoch)
     last_offset = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

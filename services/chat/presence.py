@@ -15,6 +15,10 @@ join/leave) finds them first; ``ZREMRANGEBYSCORE`` reports how many it
 removed, so exactly one worker announces the change. A dead worker's users
 are therefore gone from every presence list within
 ``PRESENCE_TTL + PRESENCE_HEARTBEAT`` seconds, the documented bound.
+
+The same heartbeat keeps a second set per user, ``<prefix>:sockets:<user>``,
+of that user's open sockets on every worker: :meth:`Presence.claim` refuses
+one more socket than ``CHAT_MAX_SOCKETS_PER_USER``.
 """
 
 import asyncio
@@ -52,11 +56,41 @@ class Presence:
         self.prefix = prefix
         self.on_change = on_change
         self.local = {}  # room -> set of members held by this process
+        self.sockets = {}  # channel name -> username, for the per-user socket sets
         self._task = None
 
     def key(self, room):
         """Return the Redis key (str) of a room's sorted set."""
         return f"{self.prefix}:presence:{room}"
+
+    def user_key(self, username):
+        """Return the Redis key (str) of a user's open sockets."""
+        return f"{self.prefix}:sockets:{username}"
+
+    async def claim(self, username, channel_name, cap):
+        """Register one open socket of ``username``; return False (and register nothing) past ``cap`` sockets.
+
+        Counts the user's unexpired sockets on every worker.
+        """
+        now = time.time()
+        key = self.user_key(username)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {channel_name: now + self.ttl})
+            pipe.expire(key, self.ttl * 2)
+            pipe.zcard(key)
+            count = (await pipe.execute())[-1]
+        if count > cap:
+            await self.redis.zrem(key, channel_name)
+            return False
+        self.sockets[channel_name] = username
+        self._ensure_heartbeat()
+        return True
+
+    async def release(self, username, channel_name):
+        """Unregister one socket of ``username``."""
+        self.sockets.pop(channel_name, None)
+        await self.redis.zrem(self.user_key(username), channel_name)
 
     async def join(self, room, username, channel_name):
         """Add one socket to a room; return the room's users (sorted list of str)."""
@@ -93,15 +127,17 @@ class Presence:
         members (their users changed and must be announced).
         """
         rooms = [(room, sorted(members)) for room, members in self.local.items() if members]
-        if not rooms:
-            return {}
         now = time.time()
+        sockets = list(self.sockets.items())
         async with self.redis.pipeline(transaction=False) as pipe:
+            for channel_name, username in sockets:
+                pipe.zadd(self.user_key(username), {channel_name: now + self.ttl})
+                pipe.expire(self.user_key(username), self.ttl * 2)
             for room, members in rooms:
                 pipe.zadd(self.key(room), {name: now + self.ttl for name in members})
                 pipe.expire(self.key(room), self.ttl * 2)
                 pipe.zremrangebyscore(self.key(room), "-inf", now)
-            results = await pipe.execute()
+            results = (await pipe.execute())[2 * len(sockets):]
         changed = {}
         for index, (room, _) in enumerate(rooms):
             if results[index * 3 + 2]:
@@ -114,7 +150,7 @@ class Presence:
 
     async def _heartbeat(self):
         """Refresh every ``heartbeat`` seconds while this process holds sockets; then end."""
-        while self.local:
+        while self.local or self.sockets:
             await asyncio.sleep(self.heartbeat)
             try:
                 changed = await self.refresh()

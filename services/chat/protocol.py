@@ -17,7 +17,7 @@ EMPTY_BODY = "empty_body"
 BODY_TOO_LONG = "body_too_long"
 BINARY_FRAME = "binary_frame"
 INVALID_AFTER = "invalid_after"
-DELIVERY_DELAYED = "delivery_delayed"
+RATE_LIMITED = "rate_limited"
 
 # Close codes the server sends (documented in docs/protocol.md).
 # Registered codes (RFC 6455 / IANA) where one fits, 4000-4999 for the rest.
@@ -25,6 +25,8 @@ CLOSE_SERVICE_RESTART = 1012  # the worker is draining (SIGTERM): reconnect now
 CLOSE_TRY_AGAIN_LATER = 1013  # this worker lost Redis (the channel layer): reconnect with backoff
 CLOSE_POLICY_VIOLATION = 1008  # kept flooding past the rate limit, or over the socket cap: do not retry at once
 CLOSE_HISTORY_RESET = 4000  # the room's history was reset (new epoch): reconnect and reload
+CLOSE_SIGNED_OUT = 4401  # the session signed out: sign in again before reconnecting
+CLOSE_FORBIDDEN = 4403  # not a member of this private room: do not reconnect
 
 # Client frame types.
 MESSAGE = "message"

@@ -25,6 +25,10 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-debug-only-key"  # noqa: S105 - DEBUG only
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Origins whose pages may open WebSockets (Channels' OriginValidator patterns:
+# "chat.example.com", ".example.com", "https://chat.example.com"). Never "*"
+# in production: `check --deploy` refuses it.
+WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -36,8 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "switchyard",
-    "chat",
+    "switchyard.apps.SwitchyardConfig",
+    "chat.apps.ChatConfig",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +185,15 @@ CHAT_HISTORY_LIMIT = env.int("CHAT_HISTORY_LIMIT", default=50)
 # A reconnecting client that missed at most this many messages gets all of
 # them in its welcome ("recovered": true); beyond it, it reloads the latest.
 CHAT_RECOVERY_WINDOW = env.int("CHAT_RECOVERY_WINDOW", default=1000)
+# Rate limits of messages sent on sockets, in the ``limits`` notation
+# ("10/second", "100/minute"): per connection (worker memory) and per user
+# (Redis, across workers). Over a limit: an error frame; more than
+# CHAT_RATE_LIMIT_TOLERANCE refused messages within a minute: close 1008.
+CHAT_RATE_LIMIT_PER_CONNECTION = env.str("CHAT_RATE_LIMIT_PER_CONNECTION", default="10/second")
+CHAT_RATE_LIMIT_PER_USER = env.str("CHAT_RATE_LIMIT_PER_USER", default="20/second")
+CHAT_RATE_LIMIT_TOLERANCE = env.int("CHAT_RATE_LIMIT_TOLERANCE", default=10)
+# Open sockets per user across every worker (Redis); one more is closed with 1008.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # Messages one ``GET /api/rooms/<room>/messages`` page returns, at most.
 CHAT_API_PAGE_LIMIT = env.int("CHAT_API_PAGE_LIMIT", default=500)
 
@@ -198,7 +211,19 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+        # Connection events as one JSON object per line (switchyard.websocket.log_connection).
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "connections": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "loggers": {
+        "switchyard.connections": {"handlers": ["connections"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -5,6 +5,7 @@ import contextlib
 import uuid
 
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Opcode
 
 from tests.clients import RawSocket
@@ -48,3 +49,149 @@ def test_frame_level_violations_get_their_close_code(base_url, login, opcode, pa
         raw.send_frame(opcode, payload)
         assert raw.close_code() == code
         assert_bystander_works(bystander)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("{not json", "invalid_json"), ({"type": "dance"}, "unknown_type"), ({"type": "message", "body": ""}, "empty_body")],
+)
+def test_bad_frames_get_an_error_frame_and_a_bystander_keeps_working(login, frame, code):
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    with mallory.socket(room) as attacker, bystander_on(attacker.worker, bob, room) as bystander:
+        attacker.send(frame)
+        assert attacker.recv(frame_type="error")["code"] == code
+        assert_bystander_works(bystander)
+
+
+def test_binary_frame_gets_an_error_frame(base_url, login):
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    raw = RawSocket(base_url, room, mallory.cookie_header())
+    with bystander_on(raw.welcome["worker"], bob, room) as bystander:
+        raw.send_frame(Opcode.BINARY, b"\x00\x01\x02")
+        assert raw.recv_json(frame_type="error")["code"] == "binary_frame"
+        assert_bystander_works(bystander)
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None], ids=["foreign", "missing"])
+def test_bad_origin_is_refused_with_403(base_url, login, origin):
+    from websockets.sync.client import connect
+
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    with bob.socket(room) as bystander:
+        headers = {"Cookie": mallory.cookie_header()}
+        kwargs = {"origin": origin} if origin else {}
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(mallory.ws_url(room), additional_headers=headers, open_timeout=10, **kwargs):
+                pass
+        assert refused.value.response.status_code == 403
+        assert_bystander_works(bystander)
+
+
+def test_no_session_and_expired_session_are_refused_with_403(stack, login):
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    with bob.socket(room) as bystander:
+        with pytest.raises(InvalidStatus) as refused:
+            with mallory.socket(room, cookie=False):
+                pass
+        assert refused.value.response.status_code == 403
+        key = mallory.http.cookies["sessionid"]
+        stack.manage("shell", "-c", (
+            "from datetime import timedelta\n"
+            "from django.contrib.sessions.models import Session\n"
+            "from django.utils import timezone\n"
+            f"Session.objects.filter(session_key={key!r}).update(expire_date=timezone.now() - timedelta(days=1))\n"
+        ))
+        with pytest.raises(InvalidStatus) as expired:
+            with mallory.socket(room):
+                pass
+        assert expired.value.response.status_code == 403
+        assert_bystander_works(bystander)
+
+
+def test_non_member_of_a_private_room_is_closed_with_4403_and_gets_403_over_http(stack, base_url, login):
+    room = room_name()
+    stack.manage("private_room", room, "bob")
+    mallory, bob = login("mallory"), login("bob")
+    with bob.socket(room) as member:
+        with pytest.raises(ConnectionClosed) as closed:
+            with mallory.socket(room):
+                pass
+        assert closed.value.rcvd.code == 4403
+        assert_bystander_works(member)
+    assert mallory.http.get(f"{base_url}/api/rooms/{room}/messages", timeout=10).status_code == 403
+    assert mallory.post_message(room, "let me in").status_code == 403
+    assert mallory.http.get(f"{base_url}/chat/{room}/", timeout=10).status_code == 403
+
+
+def test_flood_beyond_the_rate_limit_gets_error_frames_then_1008(login):
+    """Default limits: 10 messages/s per connection; more than 10 refusals in a minute: 1008."""
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    with mallory.socket(room) as attacker, bystander_on(attacker.worker, bob, room) as bystander:
+        for i in range(60):
+            try:
+                attacker.say(f"flood {i}")
+            except ConnectionClosed:
+                break
+        codes = []
+        # uvicorn finishes the closing handshake only after its close timeout
+        # (10 s) when the flood filled its read queue; the 1008 frame is sent at once.
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frame = attacker.recv(timeout=30)
+                codes.append(frame.get("code"))
+        assert "rate_limited" in codes
+        assert closed.value.rcvd.code == 1008
+        assert_bystander_works(bystander)
+    stored = [m for m in bob.messages_after(room) if m["user"] == "mallory"]
+    assert 10 <= len(stored) < 60
+
+
+def test_one_socket_more_than_the_cap_is_closed_with_1008(login):
+    """Default cap: 20 sockets per user, across workers."""
+    trudy, bob = login("trudy"), login("bob")
+    room = room_name()
+    with contextlib.ExitStack() as sockets:
+        opened = [sockets.enter_context(trudy.socket(room)) for _ in range(20)]
+        assert len({s.worker for s in opened}) == 2  # the cap counts sockets on both workers
+        with pytest.raises(ConnectionClosed) as closed:
+            with trudy.socket(room):
+                pass
+        assert closed.value.rcvd.code == 1008
+        with bystander_on(opened[0].worker, bob, room) as bystander:
+            assert_bystander_works(bystander)
+    with trudy.socket(room) as again:  # closed sockets free their places
+        assert again.welcome["type"] == "welcome"
+
+
+def test_signing_out_closes_the_sessions_sockets_on_every_worker(base_url, login):
+    carol = login("carol")
+    room = room_name()
+    with contextlib.ExitStack() as sockets:
+        opened = [sockets.enter_context(carol.socket(room)) for _ in range(4)]
+        assert len({s.worker for s in opened}) == 2
+        carol.http.post(f"{base_url}/accounts/logout/", data={"csrfmiddlewaretoken": carol.csrf_token},
+                        headers={"Referer": f"{base_url}/"}, timeout=10)
+        for socket in opened:
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    socket.recv(timeout=10)
+            assert closed.value.rcvd.code == 4401
+    with pytest.raises(InvalidStatus):  # and the old cookie opens nothing
+        with carol.socket(room):
+            pass
+
+
+def test_security_headers_on_pages_and_static_files(base_url, login):
+    import requests
+
+    for response in (login("bob").http.get(f"{base_url}/chat/lobby/", timeout=10),
+                     requests.get(f"{base_url}/static/chat/room.js", timeout=10)):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Referrer-Policy"] == "same-origin"

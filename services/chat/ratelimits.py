@@ -1,0 +1,66 @@
+"""Rate limits of chat messages, with the ``limits`` library (moving windows).
+
+Two limits apply to every message a socket sends: one per connection, kept in
+the worker's memory, and one per user across every worker and host, kept in
+Redis (so a user cannot multiply their allowance by opening sockets on several
+workers). Limits are strings in ``limits``' notation, e.g. ``"10/second"``,
+``"60/minute"``, from the settings ``CHAT_RATE_LIMIT_PER_CONNECTION`` and
+``CHAT_RATE_LIMIT_PER_USER``. A connection refused more than
+``CHAT_RATE_LIMIT_TOLERANCE`` times within a minute is closed (1008).
+"""
+
+import asyncio
+import weakref
+
+from django.conf import settings
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+_limiters = weakref.WeakKeyDictionary()  # event loop -> RateLimits
+
+
+class RateLimits:
+    """The per-connection and per-user limiters of one event loop."""
+
+    def __init__(self, redis_url, per_connection, per_user, tolerance):
+        self.per_connection = parse(per_connection)
+        self.per_user = parse(per_user)
+        self.tolerance = parse(f"{tolerance}/minute")
+        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.shared = MovingWindowRateLimiter(
+            RedisStorage("async+" + redis_url, implementation="redispy", key_prefix="switchyard-ratelimit")
+        )
+
+    async def allow(self, username, channel_name):
+        """Count one message; return True when both limits allow it, False when either is exceeded.
+
+        Raises ``redis.RedisError`` when Redis is unreachable.
+        """
+        if not await self.local.hit(self.per_connection, "connection", channel_name):
+            return False
+        return await self.shared.hit(self.per_user, "user", username)
+
+    async def tolerate(self, channel_name):
+        """Count one refused message; return False once a connection has had more than the tolerance in a minute."""
+        return await self.local.hit(self.tolerance, "refused", channel_name)
+
+    async def forget(self, channel_name):
+        """Drop a closed connection's windows (memory only)."""
+        await self.local.clear(self.per_connection, "connection", channel_name)
+        await self.local.clear(self.tolerance, "refused", channel_name)
+
+
+def rate_limits():
+    """Return this event loop's :class:`RateLimits`, made on first use from settings."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = RateLimits(
+            settings.REDIS_URL,
+            settings.CHAT_RATE_LIMIT_PER_CONNECTION,
+            settings.CHAT_RATE_LIMIT_PER_USER,
+            settings.CHAT_RATE_LIMIT_TOLERANCE,
+        )
+        _limiters[loop] = limiter
+    return limiter

@@ -1,0 +1,54 @@
+"""What guards every WebSocket route: the Origin allowlist, and the connection log.
+
+``OriginAllowlist`` is Channels' ``OriginValidator`` fed from the
+``WEBSOCKET_ALLOWED_ORIGINS`` setting that logs each refused handshake with
+the Origin it saw. :func:`log_connection` writes one structured (JSON) record
+per connection event to the ``switchyard.connections`` logger: never message
+bodies, cookies or session keys.
+"""
+
+import logging
+from urllib.parse import urlparse
+
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+
+connections = logging.getLogger("switchyard.connections")
+
+
+def client_address(scope):
+    """Return the client's address (str) from an ASGI scope (the proxy headers already applied), or ""."""
+    client = scope.get("client") or ("", 0)
+    return client[0] or ""
+
+
+def log_connection(event, scope, **fields):
+    """Log one connection event (``"accept"``, ``"reject"``, ``"close"``) as a structured record.
+
+    ``fields`` are plain values (room, user, reason, code, origin, worker …);
+    the path and client address are added from ``scope``.
+    """
+    connections.info(
+        event,
+        extra={"event": event, "path": scope.get("path", ""), "client": client_address(scope), **fields},
+    )
+
+
+class OriginAllowlist(OriginValidator):
+    """Refuse (HTTP 403) a handshake whose Origin is not in ``WEBSOCKET_ALLOWED_ORIGINS``; log it.
+
+    Patterns are Channels' (``"chat.example.com"``, ``".example.com"`` for
+    subdomains, ``"https://chat.example.com:8443"``). A missing Origin is
+    refused too: browsers always send one.
+    """
+
+    def __init__(self, application, allowed_origins=None):
+        super().__init__(application, allowed_origins or settings.WEBSOCKET_ALLOWED_ORIGINS)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            origin = dict(scope.get("headers", [])).get(b"origin")
+            parsed = urlparse(origin.decode("latin-1").lower()) if origin else None
+            if not self.valid_origin(parsed):
+                log_connection("reject", scope, reason="origin", origin=origin.decode("latin-1") if origin else None)
+        return await super().__call__(scope, receive, send)
