@@ -14,7 +14,7 @@ from deploy.native import NativeStack, StackConfig
 from tests.clients import ChatClient
 
 PASSWORDS = {"alice": "alice-stack-pass", "bob": "bob-stack-pass", "carol": "carol-stack-pass",
-             "mallory": "mallory-stack-pass", "trudy": "trudy-stack-pass"}
+             "mallory": "mallory-stack-pass", "trudy": "trudy-stack-pass", "fuzzer": "fuzzer-stack-pass"}
 PRESENCE_TTL, PRESENCE_HEARTBEAT = 4, 1  # seconds
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "var" / "test-output"
 

@@ -57,6 +57,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
+        except OSError:
+            # uvicorn raises ClientDisconnected (an OSError) when the consumer
+            # sends to a socket the client already dropped: nothing to send,
+            # only cleaning up (below) is left.
+            pass
         except REDIS_ERRORS as exc:
             logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)
             log_connection("close", scope, room=getattr(self, "room", None), code=protocol.CLOSE_TRY_AGAIN_LATER,
@@ -67,6 +72,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await send({"type": "websocket.close", "code": protocol.CLOSE_TRY_AGAIN_LATER})
             except (OSError, RuntimeError):
                 pass  # the socket is already gone (closed by the client or a drain)
+        finally:
+            # Runs whether or not the server delivered websocket.disconnect.
+            await self.leave_everything()
 
     async def refuse(self, reason, code=None):
         """Log and end the handshake: HTTP 403 when ``code`` is None, else accept and close with ``code``."""
@@ -118,6 +126,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if getattr(self, "accepted", False):
             log_connection("close", self.scope, room=self.room, user=self.username, code=code)
+        await self.leave_everything()
+
+    async def leave_everything(self):
+        """Leave groups, presence and the socket count, once (idempotent; Redis errors are logged)."""
+        if getattr(self, "left", False):
+            return
+        self.left = True
         try:
             for group in self.groups_joined:
                 await self.channel_layer.group_discard(group, self.channel_name)

@@ -2,6 +2,8 @@
 error frame, and other clients on the same worker keep working."""
 
 import contextlib
+import os
+import socket
 import uuid
 
 import pytest
@@ -195,3 +197,71 @@ def test_security_headers_on_pages_and_static_files(base_url, login):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+@contextlib.contextmanager
+def strict_front_door(stack, tmp_path, **limits):
+    """A second nginx, rendered from nginx/ with tight limits, in front of the same workers."""
+    import shutil
+    import subprocess
+    import time as time_module
+
+    from deploy import nginx
+    from tests.conftest import free_ports
+
+    port = free_ports(1)[0]
+    (tmp_path / "nginx-tmp").mkdir()
+    nginx.render(
+        tmp_path, main=True, run_dir=str(tmp_path), log_dir=str(tmp_path), listen=f"127.0.0.1:{port}",
+        web_servers=[f"127.0.0.1:{stack.config.web_port}"],
+        asgi_servers=[f"127.0.0.1:{p}" for p in stack.config.asgi_ports],
+        static_root=str(stack.run_dir / "static"), run_as_user="root" if os.geteuid() == 0 else None, **limits,
+    )
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr",
+                                "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time_module.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_nginx_caps_open_sockets_per_address(stack, login, tmp_path):
+    from tests.clients import ChatClient
+    from tests.conftest import PASSWORDS
+
+    with strict_front_door(stack, tmp_path, ws_conn_per_ip=3) as front:
+        bob = ChatClient(front, "bob", PASSWORDS["bob"]).login()
+        room = room_name()
+        with contextlib.ExitStack() as sockets:
+            for _ in range(3):
+                sockets.enter_context(bob.socket(room))
+            with pytest.raises(InvalidStatus) as refused:
+                with bob.socket(room):
+                    pass
+            assert refused.value.response.status_code == 429
+        with bob.socket(room) as again:  # closed sockets free their places
+            assert again.welcome["type"] == "welcome"
+
+
+def test_nginx_limits_the_handshake_rate_per_address(stack, login, tmp_path):
+    from tests.clients import ChatClient
+    from tests.conftest import PASSWORDS
+
+    with strict_front_door(stack, tmp_path, ws_handshake_rate="1r/m", ws_handshake_burst=2) as front:
+        bob = ChatClient(front, "bob", PASSWORDS["bob"]).login()
+        statuses = []
+        for _ in range(5):
+            try:
+                with bob.socket(room_name()):
+                    statuses.append(101)
+            except InvalidStatus as refused:
+                statuses.append(refused.response.status_code)
+        assert statuses[:3] == [101, 101, 101] and statuses[3:] == [429, 429]
