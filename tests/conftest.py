@@ -33,17 +33,20 @@ def free_ports(count):
             holder.close()
 
 
+# ``manage.py shell -c`` code that creates (or resets) the test users.
+CREATE_USERS = (
+    "from django.contrib.auth import get_user_model\n"
+    "User = get_user_model()\n"
+    f"for name, password in {PASSWORDS!r}.items():\n"
+    "    user, _ = User.objects.get_or_create(username=name)\n"
+    "    user.set_password(password)\n"
+    "    user.save()\n"
+)
+
+
 def create_users(stack):
-    """Create the test users (idempotent) with ``manage.py shell``."""
-    code = (
-        "from django.contrib.auth import get_user_model\n"
-        "User = get_user_model()\n"
-        f"for name, password in {PASSWORDS!r}.items():\n"
-        "    user, _ = User.objects.get_or_create(username=name)\n"
-        "    user.set_password(password)\n"
-        "    user.save()\n"
-    )
-    stack.manage("shell", "-c", code)
+    """Create the test users (idempotent) in a native stack."""
+    stack.manage("shell", "-c", CREATE_USERS)
 
 
 @pytest.fixture(scope="session")

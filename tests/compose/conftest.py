@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.clients import ChatClient
-from tests.conftest import PASSWORDS, free_ports
+from tests.conftest import CREATE_USERS, PASSWORDS, free_ports
 
 REPO = Path(__file__).resolve().parent.parent.parent
 COMPOSE = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
@@ -64,15 +64,8 @@ class ComposeStack:
         return self.compose("exec", "-T", "web", "python", "manage.py", *args).stdout
 
     def create_users(self):
-        code = (
-            "from django.contrib.auth import get_user_model\n"
-            "User = get_user_model()\n"
-            f"for name, password in {PASSWORDS!r}.items():\n"
-            "    user, _ = User.objects.get_or_create(username=name)\n"
-            "    user.set_password(password)\n"
-            "    user.save()\n"
-        )
-        self.manage("shell", "-c", code)
+        """Create the test users (``tests.conftest.PASSWORDS``) in the stack's database."""
+        self.manage("shell", "-c", CREATE_USERS)
 
     def container_ids(self, service=None):
         """Return the ids (list of str) of the project's containers, all or one service's, running or not."""
@@ -97,13 +90,8 @@ def require_docker():
         raise RuntimeError("no Docker engine: run the compose tests with `scripts/test --compose`")
 
 
-@pytest.fixture(scope="module")
-def compose_dev():
-    """compose.dev.yaml with two ASGI replicas, on a free port."""
-    require_docker()
-    port = free_ports(1)[0]
-    stack = ComposeStack("compose.dev.yaml", "switchyard-test-dev", {"HTTP_PORT": str(port)},
-                         f"http://127.0.0.1:{port}")
+def running(stack):
+    """Build and start ``stack`` with two ASGI replicas and the test users; yield it; ``down -v`` at the end."""
     stack.down()
     try:
         stack.compose("build")
@@ -112,6 +100,16 @@ def compose_dev():
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="module")
+def compose_dev():
+    """compose.dev.yaml with two ASGI replicas, on a free port."""
+    require_docker()
+    port = free_ports(1)[0]
+    stack = ComposeStack("compose.dev.yaml", "switchyard-test-dev", {"HTTP_PORT": str(port)},
+                         f"http://127.0.0.1:{port}")
+    yield from running(stack)
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +140,7 @@ def compose_prod(tmp_path_factory):
     stack = ComposeStack("compose.prod.yaml", "switchyard-test-prod", {"ENV_FILE": str(env_file)},
                          f"https://127.0.0.1:{https_port}", verify=str(work / "tls" / "tls.crt"), env_file=env_file)
     stack.http_port = http_port
-    stack.down()
-    try:
-        stack.compose("build")
-        stack.up("--scale", "asgi=2")
-        stack.create_users()
-        yield stack
-    finally:
-        stack.down()
+    yield from running(stack)
 
 
 def login_fixture(stack):
