@@ -10,12 +10,16 @@ workers). Limits are strings in ``limits``' notation, e.g. ``"10/second"``,
 """
 
 import asyncio
+import logging
 import weakref
 
 from django.conf import settings
 from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 _limiters = weakref.WeakKeyDictionary()  # event loop -> RateLimits
 
@@ -35,11 +39,17 @@ class RateLimits:
     async def allow(self, username, channel_name):
         """Count one message; return True when both limits allow it, False when either is exceeded.
 
-        Raises ``redis.RedisError`` when Redis is unreachable.
+        While Redis is unreachable only the per-connection limit applies (the
+        per-user one fails open): the message is then stored and recovered by
+        every client, instead of being dropped with the socket.
         """
         if not await self.local.hit(self.per_connection, "connection", channel_name):
             return False
-        return await self.shared.hit(self.per_user, "user", username)
+        try:
+            return await self.shared.hit(self.per_user, "user", username)
+        except (RedisError, OSError) as exc:
+            logger.warning("per-user rate limit skipped, Redis unreachable: %s", exc)
+            return True
 
     async def tolerate(self, channel_name):
         """Count one refused message; return False once a connection has had more than the tolerance in a minute."""

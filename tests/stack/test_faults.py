@@ -103,6 +103,7 @@ async def test_redis_restart_under_load(stack, login, report):
     assert during["status"] == 201 and during["body"]["delivery"] == "delayed"
     assert figures.close_codes.get(1013, 0) >= 1  # consumers that lost Redis said so
     assert figures.lost == 0  # every stored message reached every client, the delayed one too
+    assert figures.unacknowledged == 0  # frames that reached a consumer were stored, Redis or not
     assert figures.max_reconnect < 10.0
 
 
