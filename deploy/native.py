@@ -59,6 +59,11 @@ class StackConfig:
     run_dir: Path = DEFAULT_RUN_DIR
     drain_timeout: int = 10
     extra_env: dict = field(default_factory=dict)
+    # nginx template variables to override (deploy.nginx.DEFAULTS), e.g. limits for a benchmark.
+    nginx: dict = field(default_factory=dict)
+    # Route every HTTP request to the first ASGI worker instead of gunicorn: the
+    # "one daphne serves everything" shape, for comparisons only.
+    single_process: bool = False
 
     @property
     def url(self):
@@ -152,6 +157,14 @@ class NativeStack:
         env.update(config.extra_env)
         return env
 
+    def open_files_limit(self):
+        """Open files wanted for supervisord, its children and nginx's workers: two per socket, within the hard limit."""
+        import resource
+
+        wanted = 2 * int(self.config.nginx.get("worker_connections", nginx.DEFAULTS["worker_connections"])) + 1024
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        return min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+
     def render(self):
         """Write nginx.conf, conf.d/ and supervisord.conf into the run directory."""
         config = self.config
@@ -165,11 +178,12 @@ class NativeStack:
             run_dir=str(self.run_dir),
             log_dir=str(self.log_dir),
             listen=f"{config.host}:{config.port}",
-            web_servers=[f"127.0.0.1:{config.web_port}"],
+            web_servers=[f"127.0.0.1:{config.asgi_ports[0] if config.single_process else config.web_port}"],
             asgi_servers=[f"127.0.0.1:{port}" for port in config.asgi_ports],
             static_root=str(self.run_dir / "static"),
             asgi_ping_interval=ping_interval,
             run_as_user="root" if as_root else None,
+            **{"worker_rlimit_nofile": self.open_files_limit(), **config.nginx},
         )
         if not config.redis_url:
             # The password lives in a 0600 file, not on a command line that `ps` shows.
@@ -193,6 +207,7 @@ class NativeStack:
                 asgi_ports=config.asgi_ports,
                 asgi_server=config.asgi_server,
                 drain_timeout=config.drain_timeout,
+                min_fds=self.open_files_limit(),
                 redis_port=None if config.redis_url else config.redis_port,
                 redis_server=require_program("redis-server", "redis-server") if not config.redis_url else "",
                 nginx=require_program("nginx", "nginx"),
@@ -258,6 +273,9 @@ class NativeStack:
             pending = self._not_ready()
             if not pending:
                 return
+            fatal = [line for line in self.ctl("status").stdout.splitlines() if "FATAL" in line]
+            if fatal:  # supervisord gave up restarting it: waiting longer cannot help
+                raise StackError(f"{fatal[0].split()[0]} could not start; see {self.log_dir}")
             time.sleep(0.2)
         raise StackError(f"not ready after {timeout}s: {pending}; logs in {self.log_dir}")
 

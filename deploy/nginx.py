@@ -36,6 +36,7 @@ DEFAULTS = {
     "ws_handshake_burst": 200,  # …with this burst (a reconnect storm after a restart)
     "resolver": None,  # e.g. "127.0.0.11" for Docker's DNS; enables upstream `resolve`
     "worker_connections": 4096,
+    "worker_rlimit_nofile": None,  # native nginx.conf: open files per nginx worker
     "mime_types": "/etc/nginx/mime.types",
     "run_as_user": None,
 }
