@@ -47,7 +47,7 @@ class Sockets:
             async with gate:
                 try:
                     connection = await connect(url_of(room), origin=origin, additional_headers={"Cookie": cookie},
-                                               open_timeout=30, max_queue=None, ping_interval=None)
+                                               open_timeout=60, max_queue=None, ping_interval=None)
                     welcome = json.loads(await connection.recv())
                 except Exception:  # noqa: BLE001 - counted, reported as failures
                     failed += 1

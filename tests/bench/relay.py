@@ -2,50 +2,57 @@
 
 ``python -m tests.bench.relay --port P --redis-url URL`` serves
 ``/ws/chat/<room>/`` with the ``websockets`` library: a welcome frame, then every
-``{"type": "message", "body": ...}`` published to the Redis pub/sub channel of
-the room and forwarded to each socket of the room as a message frame. No
-auth, no storage, no offsets: only what fan-out across processes costs.
+``{"type": "message", "body": ...}`` is published to the room's Redis pub/sub
+channel, and one subscription per process forwards each room's messages to its
+local sockets (the shape of channels_redis' pub/sub layer, without Channels).
+No auth, no storage, no offsets: only what fan-out across processes costs.
 """
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import socket
 
 import redis.asyncio as aioredis
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import broadcast, serve
 
 
 async def main(port, redis_url):
     publisher = aioredis.Redis.from_url(redis_url)
+    pubsub = publisher.pubsub()
+    rooms = collections.defaultdict(set)  # room -> local connections
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    subscribed = asyncio.Event()
+
+    async def forward():
+        await subscribed.wait()
+        async for item in pubsub.listen():
+            if item["type"] == "message":
+                room = item["channel"].decode().split(":", 1)[1]
+                broadcast(rooms[room], item["data"].decode())
 
     async def handler(connection):
         room = connection.request.path.strip("/").split("/")[-1]
-        channel = f"relay:{room}"
-        pubsub = publisher.pubsub()
-        await pubsub.subscribe(channel)
+        if not rooms[room]:
+            await pubsub.subscribe(f"relay:{room}")
+            subscribed.set()
+        rooms[room].add(connection)
         await connection.send(json.dumps({"type": "welcome", "worker": worker, "history": []}))
-
-        async def forward():
-            async for item in pubsub.listen():
-                if item["type"] == "message":
-                    await connection.send(item["data"].decode())
-
-        forwarder = asyncio.create_task(forward())
         try:
             async for raw in connection:
                 frame = json.loads(raw)
                 if frame.get("type") == "message":
                     message = {"type": "message", "room": room, "user": "relay", "body": frame["body"]}
-                    await publisher.publish(channel, json.dumps(message))
+                    await publisher.publish(f"relay:{room}", json.dumps(message))
         finally:
-            forwarder.cancel()
-            await pubsub.aclose()
+            rooms[room].discard(connection)
 
+    forwarder = asyncio.create_task(forward())
     async with serve(handler, "127.0.0.1", port, max_queue=None, ping_interval=None):
         await asyncio.Future()
+    forwarder.cancel()
 
 
 if __name__ == "__main__":

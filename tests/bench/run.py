@@ -248,7 +248,7 @@ def connections(target, steps, processes, progress):
         baseline = {p.pid: p.memory_info().rss for p in target.processes()["asgi"]}
         results, opened_total, per_worker = [], 0, {}
         for count in steps:
-            answer = load.open(count - opened_total, concurrency=200)
+            answer = load.open(count - opened_total, concurrency=25)
             opened_total += answer["opened"]
             for worker, n in answer["workers"].items():
                 per_worker[worker] = per_worker.get(worker, 0) + n
