@@ -26,7 +26,7 @@ PLANS = {
         "isolation": {"requests": 100, "storm_rate": 100, "storm_sockets": 100, "processes": 1},
     },
     "full": {
-        "fanout": {"rooms": 10, "members": 20, "rates": [25, 50, 100, 200, 400, 800, 1600], "seconds": 4,
+        "fanout": {"rooms": 10, "members": 20, "rates": [25, 50, 100, 200, 400, 800, 1600, 3200, 6400], "seconds": 4,
                    "processes": 2,
                    "configs": [("daphne x1", "daphne", 1, None), ("daphne x2", "daphne", 2, None),
                                ("daphne x4", "daphne", 4, None), ("uvicorn x2", "uvicorn", 2, None),

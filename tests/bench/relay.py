@@ -20,8 +20,11 @@ from websockets.asyncio.server import broadcast, serve
 
 
 async def main(port, redis_url):
-    publisher = aioredis.Redis.from_url(redis_url)
-    pubsub = publisher.pubsub()
+    # One connection for the subscription, a bounded pool for publishing.
+    publisher = aioredis.Redis.from_url(redis_url, max_connections=64)
+    pool_for_publishing = asyncio.Semaphore(32)
+    pubsub = aioredis.Redis.from_url(redis_url).pubsub()
+    subscribing = asyncio.Lock()
     rooms = collections.defaultdict(set)  # room -> local connections
     worker = f"{socket.gethostname()}:{os.getpid()}"
     subscribed = asyncio.Event()
@@ -35,9 +38,10 @@ async def main(port, redis_url):
 
     async def handler(connection):
         room = connection.request.path.strip("/").split("/")[-1]
-        if not rooms[room]:
-            await pubsub.subscribe(f"relay:{room}")
-            subscribed.set()
+        async with subscribing:
+            if not rooms[room]:
+                await pubsub.subscribe(f"relay:{room}")
+                subscribed.set()
         rooms[room].add(connection)
         await connection.send(json.dumps({"type": "welcome", "worker": worker, "history": []}))
         try:
@@ -45,7 +49,8 @@ async def main(port, redis_url):
                 frame = json.loads(raw)
                 if frame.get("type") == "message":
                     message = {"type": "message", "room": room, "user": "relay", "body": frame["body"]}
-                    await publisher.publish(f"relay:{room}", json.dumps(message))
+                    async with pool_for_publishing:
+                        await publisher.publish(f"relay:{room}", json.dumps(message))
         finally:
             rooms[room].discard(connection)
 
