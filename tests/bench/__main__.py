@@ -26,7 +26,7 @@ PLANS = {
         "isolation": {"requests": 100, "storm_rate": 100, "storm_sockets": 100, "processes": 1},
     },
     "full": {
-        "fanout": {"rooms": 10, "members": 20, "rates": [25, 50, 100, 200, 400, 800, 1600, 3200, 6400], "seconds": 4,
+        "fanout": {"rooms": 10, "members": 20, "rates": [25, 50, 100, 200, 400, 800, 1600, 3200, 6400], "seconds": 3,
                    "processes": 2,
                    "configs": [("daphne x1", "daphne", 1, None), ("daphne x2", "daphne", 2, None),
                                ("daphne x4", "daphne", 4, None), ("uvicorn x2", "uvicorn", 2, None),
@@ -52,6 +52,9 @@ def main(argv=None):
     bar = tqdm(total=total, unit="config", dynamic_ncols=True)
     note = bar.write
 
+    def save():  # after every configuration, so an interrupted run keeps what it measured
+        (out / "bench.json").write_text(json.dumps(results, indent=2))
+
     fan = plan["fanout"]
     results["fanout"] = {}
     for name, server, workers, layer in fan["configs"]:
@@ -59,6 +62,7 @@ def main(argv=None):
         with run.native_target(name, server, workers, layer) as target:
             results["fanout"][name] = run.fanout(target, fan["rooms"], fan["members"], fan["rates"], fan["seconds"],
                                                  fan["processes"], note)
+        save()
         bar.update()
     bar.set_description("fan-out baseline relay")
     with run.relay_target() as target:
@@ -72,6 +76,7 @@ def main(argv=None):
         bar.set_description(f"connections {name}")
         with run.native_target(name, server, workers) as target:
             results["connections"][name] = run.connections(target, con["steps"], con["processes"], note)
+        save()
         bar.update()
 
     iso = plan["isolation"]
@@ -87,7 +92,7 @@ def main(argv=None):
 
     from tests.bench import report
 
-    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    save()
     (out / "bench.md").write_text(report.markdown(results))
     report.plots(results, out)
     print(f"bench: {results['plan']} run took {results['seconds']:.0f} s; results in {out}/bench.md, bench.json, *.png")

@@ -243,7 +243,9 @@ def fanout(target, rooms, members, rates, seconds, processes, progress):
 
 def connections(target, steps, processes, progress):
     """Idle sockets opened in ``steps`` (cumulative counts); RSS per connection per ASGI worker, connect rate."""
-    load = LoadGenerators(target, ["idle"], processes)
+    # Spread over 100 rooms, as idle users are: every join announces presence
+    # to its room, so one room of N sockets costs N² frames (see benchmarks.md).
+    load = LoadGenerators(target, [f"idle-{i}" for i in range(100)], processes)
     try:
         baseline = {p.pid: p.memory_info().rss for p in target.processes()["asgi"]}
         results, opened_total, per_worker = [], 0, {}
