@@ -203,6 +203,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                        reason="signed_out")
         await self.close(code=protocol.CLOSE_SIGNED_OUT)
 
+    async def close(self, code=None, reason=None):
+        """Close the socket; group events that arrive until the disconnect are then dropped."""
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
     async def send_frame(self, frame):
-        """Send one frame (dict) as a JSON text frame."""
+        """Send one frame (dict) as a JSON text frame (nothing once the consumer closed the socket)."""
+        if getattr(self, "closing", False):
+            return
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))

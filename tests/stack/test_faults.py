@@ -140,6 +140,7 @@ async def test_presence_of_a_killed_workers_users_expires_within_the_bound(stack
         welcome = _welcome(await socket.recv())
         if welcome["worker"] != observer_worker:
             break
+        await socket.close()  # on the observer's worker: carol must be present only on the other one
     assert welcome["worker"] != observer_worker
     presence = await _presence_until(observer, lambda users: "carol" in users, 10)
     assert presence == ["bob", "carol"]
