@@ -90,6 +90,25 @@ def port_is_free(host, port):
     return True
 
 
+def port_accepts(port, host="127.0.0.1"):
+    """Return True when something accepts TCP connections on ``host``:``port``."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_port(port, timeout, host="127.0.0.1"):
+    """Wait up to ``timeout`` seconds until ``host``:``port`` accepts; return whether it did."""
+    deadline = time.monotonic() + timeout
+    while not port_accepts(port, host):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class NativeStack:
     """One native stack: prepare it, start it, wait until it serves, stop it.
 
@@ -281,9 +300,7 @@ class NativeStack:
 
     def _not_ready(self):
         for port in self.config.asgi_ports:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
+            if not port_accepts(port):
                 return f"ASGI worker on port {port}"
         try:
             with urllib.request.urlopen(f"{self.config.url}/healthz", timeout=2) as response:

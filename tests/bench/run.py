@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psutil
-import requests
 
-from deploy.native import NativeStack, StackConfig
+from deploy.native import NativeStack, StackConfig, wait_for_port
 from tests.bench.loadgen import serve
 from tests.clients import ChatClient
 
@@ -123,12 +122,7 @@ def relay_target():
     relay = subprocess.Popen([sys.executable, "-m", "tests.bench.relay", "--port", str(relay_port),
                               "--redis-url", f"redis://127.0.0.1:{redis_port}/0"])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", relay_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(relay_port, 10)
         processes = {"asgi": [psutil.Process(relay.pid)], "redis": [psutil.Process(redis.pid)]}
         yield Target("baseline relay", f"http://127.0.0.1:{relay_port}", "", lambda: processes)
     finally:

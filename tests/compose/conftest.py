@@ -8,7 +8,6 @@ torn down with ``down -v`` at the end. Tests talk to nginx's published ports
 only, through the same clients as the native stack tests.
 """
 
-import json
 import os
 import shutil
 import subprocess

@@ -3,12 +3,13 @@
 import contextlib
 import os
 import signal
-import socket
 import time
 import uuid
 
 import pytest
 from websockets.exceptions import InvalidStatus
+
+from deploy.native import port_accepts
 
 
 def room_name():
@@ -123,12 +124,8 @@ def test_supervisor_restarts_a_killed_worker(stack, login):
         status = stack.ctl("status", name).stdout
         if "RUNNING" in status:
             new_pid = int(stack.ctl("pid", name).stdout)
-            if new_pid != old_pid:
-                try:
-                    socket.create_connection(("127.0.0.1", stack.config.asgi_ports[0]), timeout=1).close()
-                    break
-                except OSError:
-                    pass
+            if new_pid != old_pid and port_accepts(stack.config.asgi_ports[0]):
+                break
         time.sleep(0.2)
     assert new_pid != old_pid, f"{name} was not restarted: {stack.ctl('status', name).stdout}"
     # The stack still chats across both workers afterwards.

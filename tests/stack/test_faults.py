@@ -13,6 +13,7 @@ import uuid
 import pytest
 import requests
 
+from deploy.native import port_accepts
 from tests.chatload import LoadClient, run_load
 from tests.conftest import PRESENCE_HEARTBEAT, PRESENCE_TTL
 
@@ -70,7 +71,7 @@ async def test_rolling_restart_drains_with_1012(stack, login, report):
     async def rolling_restart():
         for port in stack.config.asgi_ports:
             await ctl(stack, "restart", f"asgi:asgi-{port}")  # SIGTERM, drain, exit, start
-            await wait_until(lambda p=port: _accepts(p), 20, f"worker {port} back")
+            await wait_until(lambda p=port: port_accepts(p), 20, f"worker {port} back")
             await asyncio.sleep(1)
 
     figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=12, fault=rolling_restart,
@@ -154,16 +155,6 @@ async def test_presence_of_a_killed_workers_users_expires_within_the_bound(stack
     await observer.connection.close()
     observer_task.cancel()
     assert took <= bound + 1.0  # one second of scheduling slack
-
-
-def _accepts(port):
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _health(stack):

@@ -7,7 +7,6 @@ import threading
 import time
 
 import psutil
-import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -3,13 +3,13 @@ error frame, and other clients on the same worker keep working."""
 
 import contextlib
 import os
-import socket
 import uuid
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Opcode
 
+from deploy.native import wait_for_port
 from tests.clients import RawSocket
 
 
@@ -204,7 +204,6 @@ def strict_front_door(stack, tmp_path, **limits):
     """A second nginx, rendered from nginx/ with tight limits, in front of the same workers."""
     import shutil
     import subprocess
-    import time as time_module
 
     from deploy import nginx
     from tests.conftest import free_ports
@@ -221,12 +220,7 @@ def strict_front_door(stack, tmp_path, **limits):
     process = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr",
                                 "-g", "daemon off;"], stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time_module.sleep(0.05)
+        wait_for_port(port, 5)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
