@@ -4,7 +4,8 @@
 # deploy/requirements.txt, the lock.
 #
 #   bootstrap_debian PKG...   install the Debian packages that are missing
-#   bootstrap_venv            create/update .venv from the lock
+#   bootstrap_venv [VENV LOCK]  create/update VENV (default .venv) from LOCK
+#                               (default deploy/requirements.txt)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,6 +40,7 @@ bootstrap_debian() {
 }
 
 bootstrap_venv() {
+  local VENV=${1:-$VENV} LOCK=${2:-$LOCK}
   local python=${PYTHON:-python3} stamp="$VENV/.lock.sha256" want
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     say "Python 3.11 or newer is needed ($python is $("$python" -V 2>&1))"; exit 1; }
@@ -50,7 +52,7 @@ bootstrap_venv() {
   fi
   want=$(sha256sum "$LOCK" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing Python packages from deploy/requirements.txt"
+    say "installing Python packages from ${LOCK#"$REPO"/} into ${VENV#"$REPO"/}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LOCK"
     echo "$want" > "$stamp"
   fi
