@@ -73,11 +73,12 @@ class LoadClient:
     """One user's socket to ``room`` that reconnects and recovers on its own.
 
     ``cookie`` is the ``Cookie`` header of a signed-in session; ``origin``
-    the page's origin (the base URL).
+    the page's origin (the base URL). ``ssl`` is an ``ssl.SSLContext`` for
+    ``wss://`` URLs (None: the default context).
     """
 
-    def __init__(self, base_url, cookie, room, name):
-        self.base_url, self.cookie, self.room, self.name = base_url, cookie, room, name
+    def __init__(self, base_url, cookie, room, name, ssl=None):
+        self.base_url, self.cookie, self.room, self.name, self.ssl = base_url, cookie, room, name, ssl
         self.epoch = None
         self.offset = 0
         self.offsets = []  # every offset received, in arrival order
@@ -108,6 +109,7 @@ class LoadClient:
                     origin=self.base_url,
                     additional_headers={"Cookie": self.cookie},
                     open_timeout=5,
+                    **({"ssl": self.ssl} if self.ssl is not None else {}),
                 ) as connection:
                     async for raw in connection:
                         frame = json.loads(raw)
@@ -158,7 +160,7 @@ class LoadClient:
 
 
 async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0, fault=None, fault_at=3.0,
-                   settle=20.0, fetch_stored=None):
+                   settle=20.0, fetch_stored=None, ssl=None, send_until_fault_done=False):
     """Run ``clients`` reconnecting clients in ``room`` for ``duration`` seconds; return :class:`Figures`.
 
     ``cookies``: list of ``Cookie`` header values, used round-robin.
@@ -167,10 +169,12 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
     take a while; sending goes on). After sending stops, waits up to
     ``settle`` seconds for every client to reach the room's last offset.
     ``fetch_stored``: async callable returning the room's stored messages
-    (the ground truth), e.g. through the API.
+    (the ground truth), e.g. through the API. ``ssl``: see :class:`LoadClient`.
+    ``send_until_fault_done``: keep sending past ``duration`` until the fault
+    has finished (a deploy whose length is not known in advance).
     """
     stop = asyncio.Event()
-    load_clients = [LoadClient(base_url, cookies[i % len(cookies)], room, f"client-{i}") for i in range(clients)]
+    load_clients = [LoadClient(base_url, cookies[i % len(cookies)], room, f"client-{i}", ssl) for i in range(clients)]
     tasks = []
     for client in load_clients:  # one at a time, so least_conn spreads them evenly
         tasks.append(asyncio.create_task(client.run(stop)))
@@ -180,7 +184,8 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
 
     async def sender():
         started = time.monotonic()
-        while time.monotonic() - started < duration:
+        while time.monotonic() - started < duration or (
+                send_until_fault_done and fault_task is not None and not fault_task.done()):
             body = f"load-{next(counter)}"
             if await random.choice(load_clients).send(body):
                 sent_bodies.append(body)
