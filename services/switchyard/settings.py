@@ -88,9 +88,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Seconds a connection is kept between requests (and between a consumer's
+# database calls), for either engine. 0 reopens one per request: for SQLite
+# that is a file open, the PRAGMAs above and Django's function registration
+# per chat message, ~15% of an ASGI worker's CPU in the fan-out profile
+# (docs/benchmarks.md, "Profile").
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
