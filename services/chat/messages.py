@@ -60,11 +60,14 @@ def store_message(room_slug, user, body):
     transaction (``SELECT … FOR UPDATE``; SQLite's IMMEDIATE transactions lock
     the database), so offsets are gapless and commit in offset order. Raises
     ``chat.protocol.ProtocolError`` for an invalid body (nothing is stored).
+    Three queries when the room exists (lock, update, insert): the room is
+    created here only for a room's first message posted before anyone joined.
     """
     body = validate_body(body)
-    get_or_create_room(room_slug)
     with transaction.atomic():
-        room = Room.objects.select_for_update().get(slug=room_slug)
+        room = Room.objects.select_for_update().filter(slug=room_slug).first()
+        if room is None:
+            room = Room.objects.select_for_update().get(pk=get_or_create_room(room_slug).pk)
         room.last_offset += 1
         room.save(update_fields=["last_offset"])
         message = Message.objects.create(room=room, user=user, body=body, offset=room.last_offset)
