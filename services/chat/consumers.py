@@ -6,7 +6,6 @@ enter in ``chat.access``, rate limits in ``chat.ratelimits``. The frames and
 close codes are written down in ``docs/protocol.md``.
 """
 
-import json
 import logging
 from urllib.parse import parse_qs
 
@@ -206,7 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for earlier in missed:
                 await self.send_frame(protocol.message_frame(earlier))
-        await self.send_frame(protocol.message_frame(message))
+        await self.send_text(event["text"])  # the frame, encoded once by chat.messages.broadcast
         self.offset = message["offset"]
 
     async def chat_presence(self, event):
@@ -226,6 +225,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame):
         """Send one frame (dict) as a JSON text frame (nothing once the consumer closed the socket)."""
+        await self.send_text(protocol.encode(frame))
+
+    async def send_text(self, text):
+        """Send one encoded frame (str) as a text frame (nothing once the consumer closed the socket)."""
         if getattr(self, "closing", False):
             return
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+        await self.send(text_data=text)

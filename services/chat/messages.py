@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from chat.models import Message, Room, new_epoch
-from chat.protocol import validate_body
+from chat.protocol import encode, message_frame, validate_body
 
 # Channels routes a group event of this type to the consumer method ``chat_message``.
 EVENT_TYPE = "chat.message"
@@ -134,11 +134,14 @@ def reset_history(room_slug):
 async def broadcast(message):
     """Send one message (wire dict) to every socket of its room, on every worker.
 
-    Raises whatever the channel layer raises when Redis cannot be reached
-    (``redis.RedisError`` or ``OSError``).
+    The event carries the message (the consumer checks its offset) and its
+    ``message`` frame already encoded (``text``, str): encoded once here, not
+    once per socket. Raises whatever the channel layer raises when Redis
+    cannot be reached (``redis.RedisError`` or ``OSError``).
     """
     layer = get_channel_layer()
-    await layer.group_send(group_name(message["room"]), {"type": EVENT_TYPE, "message": message})
+    event = {"type": EVENT_TYPE, "message": message, "text": encode(message_frame(message))}
+    await layer.group_send(group_name(message["room"]), event)
 
 
 def broadcast_sync(message):
