@@ -136,7 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.welcome_frame(worker_id(), self.room, welcome))
         users = await self.presence.join(self.room, self.username, self.channel_name)
         self.joined = True
-        await presence.announce(self.room, users)
+        await self.send_frame(protocol.presence_frame(self.room, users))  # this socket: now
+        self.presence.changed(self.room)  # the room: coalesced (chat.presence)
 
     async def disconnect(self, code):
         if getattr(self, "accepted", False):
@@ -155,8 +156,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.presence.release(self.username, self.channel_name)
                 await rate_limits().forget(self.channel_name)
             if self.joined:
-                users = await self.presence.leave(self.room, self.username, self.channel_name)
-                await presence.announce(self.room, users)
+                await self.presence.leave(self.room, self.username, self.channel_name)
+                self.presence.changed(self.room)
         except REDIS_ERRORS as exc:
             # Presence entries expire on their own (PRESENCE_TTL); nothing is lost.
             logger.warning("leaving room %s without Redis: %s", self.room, exc)

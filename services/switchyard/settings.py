@@ -210,6 +210,9 @@ CHAT_API_PAGE_LIMIT = env.int("CHAT_API_PAGE_LIMIT", default=500)
 PRESENCE_TTL = env.int("PRESENCE_TTL", default=30)
 # Seconds between a worker's presence heartbeats.
 PRESENCE_HEARTBEAT = env.int("PRESENCE_HEARTBEAT", default=10)
+# Seconds over which a worker gathers a room's joins and leaves into one
+# presence announcement (the first change in a quiet room goes out at once).
+PRESENCE_ANNOUNCE_INTERVAL = env.float("PRESENCE_ANNOUNCE_INTERVAL", default=1.0)
 
 # --- Logging -----------------------------------------------------------------
 
