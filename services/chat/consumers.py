@@ -6,10 +6,10 @@ enter in ``chat.access``, rate limits in ``chat.ratelimits``. The frames and
 close codes are written down in ``docs/protocol.md``.
 """
 
-import json
 import logging
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -76,6 +76,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Runs whether or not the server delivered websocket.disconnect.
             await self.leave_everything()
 
+    async def dispatch(self, message):
+        """Call the handler of one ASGI or group event, without Channels' per-event connection cleanup.
+
+        Channels (4.2+) runs ``close_old_connections`` in a worker thread
+        before every handler: one thread round trip per socket per group
+        event, the largest per-delivery cost in the fan-out profile
+        (docs/benchmarks.md, "Profile"). Every database access of this
+        consumer goes through ``database_sync_to_async``, which closes old
+        connections around itself, so the extra hop guards nothing here.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']!r}")
+        await handler(message)
+
     async def refuse(self, reason, code=None):
         """Log and end the handshake: HTTP 403 when ``code`` is None, else accept and close with ``code``."""
         log_connection("reject", self.scope, room=self.room, user=self.user.get_username() or None,
@@ -121,7 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.welcome_frame(worker_id(), self.room, welcome))
         users = await self.presence.join(self.room, self.username, self.channel_name)
         self.joined = True
-        await presence.announce(self.room, users)
+        await self.send_frame(protocol.presence_frame(self.room, users))  # this socket: now
+        self.presence.changed(self.room)  # the room: coalesced (chat.presence)
 
     async def disconnect(self, code):
         if getattr(self, "accepted", False):
@@ -140,8 +156,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.presence.release(self.username, self.channel_name)
                 await rate_limits().forget(self.channel_name)
             if self.joined:
-                users = await self.presence.leave(self.room, self.username, self.channel_name)
-                await presence.announce(self.room, users)
+                await self.presence.leave(self.room, self.username, self.channel_name)
+                self.presence.changed(self.room)
         except REDIS_ERRORS as exc:
             # Presence entries expire on their own (PRESENCE_TTL); nothing is lost.
             logger.warning("leaving room %s without Redis: %s", self.room, exc)
@@ -190,7 +206,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for earlier in missed:
                 await self.send_frame(protocol.message_frame(earlier))
-        await self.send_frame(protocol.message_frame(message))
+        await self.send_text(event["text"])  # the frame, encoded once by chat.messages.broadcast
         self.offset = message["offset"]
 
     async def chat_presence(self, event):
@@ -210,6 +226,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame):
         """Send one frame (dict) as a JSON text frame (nothing once the consumer closed the socket)."""
+        await self.send_text(protocol.encode(frame))
+
+    async def send_text(self, text):
+        """Send one encoded frame (str) as a text frame (nothing once the consumer closed the socket)."""
         if getattr(self, "closing", False):
             return
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+        await self.send(text_data=text)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from chat.models import Message, Room, new_epoch
-from chat.protocol import validate_body
+from chat.protocol import encode, message_frame, validate_body
 
 # Channels routes a group event of this type to the consumer method ``chat_message``.
 EVENT_TYPE = "chat.message"
@@ -60,11 +60,14 @@ def store_message(room_slug, user, body):
     transaction (``SELECT … FOR UPDATE``; SQLite's IMMEDIATE transactions lock
     the database), so offsets are gapless and commit in offset order. Raises
     ``chat.protocol.ProtocolError`` for an invalid body (nothing is stored).
+    Three queries when the room exists (lock, update, insert): the room is
+    created here only for a room's first message posted before anyone joined.
     """
     body = validate_body(body)
-    get_or_create_room(room_slug)
     with transaction.atomic():
-        room = Room.objects.select_for_update().get(slug=room_slug)
+        room = Room.objects.select_for_update().filter(slug=room_slug).first()
+        if room is None:
+            room = Room.objects.select_for_update().get(pk=get_or_create_room(room_slug).pk)
         room.last_offset += 1
         room.save(update_fields=["last_offset"])
         message = Message.objects.create(room=room, user=user, body=body, offset=room.last_offset)
@@ -131,11 +134,14 @@ def reset_history(room_slug):
 async def broadcast(message):
     """Send one message (wire dict) to every socket of its room, on every worker.
 
-    Raises whatever the channel layer raises when Redis cannot be reached
-    (``redis.RedisError`` or ``OSError``).
+    The event carries the message (the consumer checks its offset) and its
+    ``message`` frame already encoded (``text``, str): encoded once here, not
+    once per socket. Raises whatever the channel layer raises when Redis
+    cannot be reached (``redis.RedisError`` or ``OSError``).
     """
     layer = get_channel_layer()
-    await layer.group_send(group_name(message["room"]), {"type": EVENT_TYPE, "message": message})
+    event = {"type": EVENT_TYPE, "message": message, "text": encode(message_frame(message))}
+    await layer.group_send(group_name(message["room"]), event)
 
 
 def broadcast_sync(message):

@@ -16,6 +16,13 @@ removed, so exactly one worker announces the change. A dead worker's users
 are therefore gone from every presence list within
 ``PRESENCE_TTL + PRESENCE_HEARTBEAT`` seconds, the documented bound.
 
+Announcements are coalesced per room and worker (:meth:`Presence.changed`):
+the first join or leave in a quiet room is announced at once, the joins and
+leaves of the next ``PRESENCE_ANNOUNCE_INTERVAL`` seconds together in one
+more announcement at its end. A room filling up with N sockets thus costs
+about N frames per interval, not N² (every join announced to every socket).
+A joining socket gets the room's users straight away from the consumer.
+
 The same heartbeat keeps a second set per user, ``<prefix>:sockets:<user>``,
 of that user's open sockets on every worker: :meth:`Presence.claim` refuses
 one more socket than ``CHAT_MAX_SOCKETS_PER_USER``.
@@ -49,15 +56,18 @@ class Presence:
     unreachable.
     """
 
-    def __init__(self, redis_url, ttl, heartbeat, prefix, on_change):
+    def __init__(self, redis_url, ttl, heartbeat, prefix, on_change, announce_interval=1.0):
         self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
         self.ttl = ttl
         self.heartbeat = heartbeat
         self.prefix = prefix
         self.on_change = on_change
+        self.announce_interval = announce_interval  # seconds
         self.local = {}  # room -> set of members held by this process
         self.sockets = {}  # channel name -> username, for the per-user socket sets
         self._task = None
+        self._announcing = {}  # room -> True when it changed again since its last announcement
+        self._announcers = set()  # their tasks (the loop keeps weak references only)
 
     def key(self, room):
         """Return the Redis key (str) of a room's sorted set."""
@@ -144,6 +154,36 @@ class Presence:
                 changed[room] = await self.users(room)
         return changed
 
+    def changed(self, room):
+        """Announce the room's users soon: now if the room was quiet, else once at the end of the interval.
+
+        Returns at once; the announcement runs in its own task, and a Redis
+        error there is logged (the entries are right in Redis; the next
+        announcement or a client's ``presence`` request shows them).
+        """
+        if room in self._announcing:
+            self._announcing[room] = True
+            return
+        self._announcing[room] = False
+        task = asyncio.get_running_loop().create_task(self._announce(room))
+        self._announcers.add(task)
+        task.add_done_callback(self._announcers.discard)
+
+    async def _announce(self, room):
+        """Announce ``room``, then again after each interval in which it changed; then forget it."""
+        try:
+            while True:
+                self._announcing[room] = False
+                try:
+                    await self.on_change(room, await self.users(room))
+                except (RedisError, OSError) as exc:
+                    logger.warning("presence announcement for room %s failed: %s", room, exc)
+                await asyncio.sleep(self.announce_interval)
+                if not self._announcing[room]:
+                    return
+        finally:
+            self._announcing.pop(room, None)
+
     def _ensure_heartbeat(self):
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._heartbeat())
@@ -160,23 +200,25 @@ class Presence:
                 logger.warning("presence heartbeat failed: %s", exc)
 
     async def close(self):
-        """Stop the heartbeat and close the Redis connections."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the heartbeat and pending announcements, close the Redis connections."""
+        for task in [self._task, *self._announcers]:
+            if task is not None:
+                task.cancel()
         await self.redis.aclose()
 
 
 def tracker(on_change):
     """Return this event loop's :class:`Presence`, made on first use from settings.
 
-    Settings: ``REDIS_URL``, ``PRESENCE_TTL`` and ``PRESENCE_HEARTBEAT``
-    (seconds), and the channel layer's key prefix.
+    Settings: ``REDIS_URL``, ``PRESENCE_TTL``, ``PRESENCE_HEARTBEAT`` and
+    ``PRESENCE_ANNOUNCE_INTERVAL`` (seconds), and the channel layer's key prefix.
     """
     loop = asyncio.get_running_loop()
     presence = _trackers.get(loop)
     if presence is None:
         prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "switchyard")
-        presence = Presence(settings.REDIS_URL, settings.PRESENCE_TTL, settings.PRESENCE_HEARTBEAT, prefix, on_change)
+        presence = Presence(settings.REDIS_URL, settings.PRESENCE_TTL, settings.PRESENCE_HEARTBEAT, prefix, on_change,
+                            settings.PRESENCE_ANNOUNCE_INTERVAL)
         _trackers[loop] = presence
     return presence
 

@@ -70,6 +70,11 @@ def message_frame(message):
     return {"type": "message", **message}
 
 
+def encode(frame):
+    """Return a server frame (dict) as the text of one WebSocket text frame (JSON, UTF-8 as is)."""
+    return json.dumps(frame, ensure_ascii=False)
+
+
 def validate_body(body):
     """Return ``body`` if it is a non-blank string of at most ``CHAT_MAX_BODY_CHARS`` characters.
 

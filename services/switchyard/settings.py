@@ -88,9 +88,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Seconds a connection is kept between requests (and between a consumer's
+# database calls), for either engine. 0 reopens one per request: for SQLite
+# that is a file open, the PRAGMAs above and Django's function registration
+# per chat message, ~15% of an ASGI worker's CPU in the fan-out profile
+# (docs/benchmarks.md, "Profile").
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -206,6 +210,9 @@ CHAT_API_PAGE_LIMIT = env.int("CHAT_API_PAGE_LIMIT", default=500)
 PRESENCE_TTL = env.int("PRESENCE_TTL", default=30)
 # Seconds between a worker's presence heartbeats.
 PRESENCE_HEARTBEAT = env.int("PRESENCE_HEARTBEAT", default=10)
+# Seconds over which a worker gathers a room's joins and leaves into one
+# presence announcement (the first change in a quiet room goes out at once).
+PRESENCE_ANNOUNCE_INTERVAL = env.float("PRESENCE_ANNOUNCE_INTERVAL", default=1.0)
 
 # --- Logging -----------------------------------------------------------------
 

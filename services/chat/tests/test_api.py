@@ -35,7 +35,8 @@ def test_post_stores_and_pushes_to_the_room_group(signed_in):
     assert (answer["room"], answer["user"], answer["body"], answer["delivery"]) == ("lobby", "alice", "from http", "live")
     assert answer["offset"] == 1 and answer["epoch"]
     event = async_to_sync(layer.receive)(channel)
-    assert event == {"type": "chat.message", "message": {k: v for k, v in answer.items() if k != "delivery"}}
+    message = {k: v for k, v in answer.items() if k != "delivery"}
+    assert event == {"type": "chat.message", "message": message, "text": json.dumps({"type": "message", **message})}
 
 
 def test_post_without_csrf_token_is_forbidden(signed_in):

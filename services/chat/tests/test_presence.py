@@ -50,3 +50,24 @@ async def test_heartbeat_keeps_live_members_past_the_ttl(live_redis):
     await asyncio.sleep(1.6)
     assert await keeper.users("lobby") == ["alice"]
     await keeper.close()
+
+
+async def test_a_burst_of_joins_is_announced_once_at_once_and_once_after_the_interval(live_redis):
+    announced = []
+    burst = Presence(live_redis, ttl=30, heartbeat=10, prefix="test", on_change=lambda *a: _record(announced, *a),
+                     announce_interval=0.3)
+    for n in range(20):
+        await burst.join("lobby", f"user{n:02}", f"chan-{n}")
+        burst.changed("lobby")
+    while len(announced) < 2:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # a third announcement would have come by now
+    first, last = announced[0][1], announced[-1][1]
+    # The first announcement goes out while the burst is still joining; the second has everyone.
+    assert len(announced) == 2 and "user00" in first and last == [f"user{n:02}" for n in range(20)]
+    assert burst._announcing == {}  # quiet again: the next change goes out at once
+    await burst.close()
+
+
+async def _record(announced, room, users):
+    announced.append((room, users))
