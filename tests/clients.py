@@ -6,6 +6,7 @@ clients drive the native, compose and Ansible stacks.
 """
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -234,3 +235,37 @@ class RawSocket:
                 break
         self.sock.close()
         return self.protocol.close_rcvd.code if self.protocol.close_rcvd else 1006
+
+
+class HttpProbe(threading.Thread):
+    """GET ``urls`` in turn, every ``interval`` seconds (fresh connections), until :meth:`stop`.
+
+    ``verify`` is passed to ``requests`` (True, False or a CA file path).
+    ``statuses`` collects ``(url, status)``: the HTTP status (int), or the
+    name of the ``requests`` exception (str) when no answer came.
+    """
+
+    def __init__(self, urls, verify=True, interval=0.2):
+        super().__init__(daemon=True)
+        self.urls, self.verify, self.interval = urls, verify, interval
+        self.statuses = []
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.is_set():
+            for url in self.urls:
+                try:
+                    status = requests.get(url, timeout=10, verify=self.verify).status_code
+                except requests.RequestException as error:
+                    status = type(error).__name__
+                self.statuses.append((url, status))
+            self.stopped.wait(self.interval)
+
+    def stop(self, timeout=15):
+        """Stop probing and wait up to ``timeout`` seconds for the last request."""
+        self.stopped.set()
+        self.join(timeout)
+
+    def count(self, predicate):
+        """How many statuses (ints only) satisfy ``predicate``."""
+        return sum(1 for _, status in self.statuses if isinstance(status, int) and predicate(status))

@@ -7,7 +7,6 @@ from lb1 itself."""
 import asyncio
 import contextlib
 import ssl
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from tests.chatload import run_load
+from tests.clients import HttpProbe
 from tests.stack.test_chat import room_name
 from tests.stack.test_http import (  # noqa: F401 - the same tests, against lb1
     test_api_post_without_csrf_is_refused,
@@ -69,35 +69,12 @@ def test_sockets_on_app1_and_app2_exchange_messages(site, login):
             assert socket_.recv_message("pushed by gunicorn")["user"] == "bob"
 
 
-class Probe(threading.Thread):
-    """GET ``urls`` in turn, every ``interval`` seconds, on fresh connections, until stopped.
-
-    ``statuses`` collects (url, status or exception name).
-    """
-
-    def __init__(self, urls, verify, interval=0.2):
-        super().__init__(daemon=True)
-        self.urls, self.verify, self.interval = urls, verify, interval
-        self.statuses = []
-        self.stopped = threading.Event()
-
-    def run(self):
-        while not self.stopped.is_set():
-            for url in self.urls:
-                try:
-                    status = requests.get(url, timeout=10, verify=self.verify).status_code
-                except requests.RequestException as error:
-                    status = type(error).__name__
-                self.statuses.append((url, status))
-            self.stopped.wait(self.interval)
-
-
 @pytest.mark.asyncio
 async def test_rolling_deploy_under_load(site, login, report):
     room = f"deploy-{uuid.uuid4().hex[:8]}"
     cookies = [login(name).cookie_header() for name in ("alice", "bob", "carol")]
     reader = login("alice")
-    probe = Probe([f"{site.base_url}/healthz", f"{site.base_url}/accounts/login/"], site.verify)
+    probe = HttpProbe([f"{site.base_url}/healthz", f"{site.base_url}/accounts/login/"], site.verify)
     deploy = {}
 
     async def run_deploy():
@@ -112,8 +89,7 @@ async def test_rolling_deploy_under_load(site, login, report):
                                  fault_at=2, fetch_stored=lambda: asyncio.to_thread(reader.messages_after, room),
                                  ssl=ssl.create_default_context(cafile=site.verify), send_until_fault_done=True)
     finally:
-        probe.stopped.set()
-        probe.join(15)
+        probe.stop()
     result = deploy["result"]
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     failed = [entry for entry in probe.statuses if not (isinstance(entry[1], int) and 200 <= entry[1] < 300)]

@@ -3,16 +3,14 @@ by Hypothesis, over many connections. Zero worker crashes, zero 5xx on
 /healthz during the run, and the workers' memory back within 10% of the start."""
 
 import json
-import threading
 import time
 
 import psutil
-import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.frames import Opcode
 
-from tests.clients import RawSocket
+from tests.clients import HttpProbe, RawSocket
 
 FRAMES_PER_CONNECTION = 100
 # x 100 frames = 12,500 frames offered. The server closes some connections
@@ -85,17 +83,7 @@ def test_fuzz_frames_crash_nothing_and_leak_nothing(stack, base_url, login, repo
     time.sleep(1)
     baseline = rss(pids.values())
 
-    health = {"5xx": 0, "probes": 0}
-    stop = threading.Event()
-
-    def probe():
-        while not stop.is_set():
-            status = requests.get(f"{base_url}/healthz", timeout=10).status_code
-            health["probes"] += 1
-            health["5xx"] += status >= 500
-            time.sleep(0.2)
-
-    prober = threading.Thread(target=probe)
+    prober = HttpProbe([f"{base_url}/healthz"])
     prober.start()
     counter = iter(range(10**9))
 
@@ -108,10 +96,10 @@ def test_fuzz_frames_crash_nothing_and_leak_nothing(stack, base_url, login, repo
     try:
         fuzz()
     finally:
-        stop.set()
-        prober.join()
+        prober.stop()
     time.sleep(3)  # let closing sockets finish
     after = rss(pids.values())
+    health = {"probes": len(prober.statuses), "5xx": prober.count(lambda status: status >= 500)}
     report(f"fuzz: frames={sent['frames']} connections={sent['connections']} closed_early={sent['closed_early']} "
            f"healthz_probes={health['probes']} healthz_5xx={health['5xx']} worker_rss_start={baseline // 1024}KiB "
            f"worker_rss_end={after // 1024}KiB ratio={after / baseline:.3f}")
