@@ -1,5 +1,7 @@
 """Turn a benchmark run (``bench.json``'s dict) into a markdown report and PNG plots (matplotlib)."""
 
+from contextlib import contextmanager
+
 # Targets of the issue "Benchmarks", on this 2-core machine.
 TARGET_CONNECTIONS = 10_000
 TARGET_KIB_PER_CONNECTION = 40
@@ -63,6 +65,19 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def _figure(plt, path, title):
+    """Yield the axis of a new 7x4 in figure; on exit title it, save it to ``path`` (PNG) and close it."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    try:
+        yield axis
+        axis.set_title(title)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
+
+
 def plots(results, out):
     """Write ``fanout.png`` (delivered vs offered), ``latency.png`` and ``connections.png`` into ``out``."""
     import matplotlib
@@ -70,42 +85,30 @@ def plots(results, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, result in results["fanout"].items():
-        offered = [s["expected"] / max(1e-9, s["sent"]) * s["offered_messages_per_s"] for s in result["steps"]]
-        axis.plot(offered, [s["delivered_per_s"] for s in result["steps"]], marker="o", label=name)
-    axis.set_xlabel("offered deliveries/s")
-    axis.set_ylabel("delivered deliveries/s")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.legend(fontsize=8)
-    axis.set_title("Fan-out: delivery until saturation")
-    figure.tight_layout()
-    figure.savefig(out / "fanout.png", dpi=110)
-    plt.close(figure)
+    with _figure(plt, out / "fanout.png", "Fan-out: delivery until saturation") as axis:
+        for name, result in results["fanout"].items():
+            offered = [s["expected"] / max(1e-9, s["sent"]) * s["offered_messages_per_s"] for s in result["steps"]]
+            axis.plot(offered, [s["delivered_per_s"] for s in result["steps"]], marker="o", label=name)
+        axis.set_xlabel("offered deliveries/s")
+        axis.set_ylabel("delivered deliveries/s")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.legend(fontsize=8)
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    names = list(results["fanout"])
-    for offset, quantile in enumerate(("p50", "p95", "p99")):
-        values = [results["fanout"][n]["latency_ms"][quantile] or 0 for n in names]
-        axis.bar([i + offset * 0.27 for i in range(len(names))], values, width=0.27, label=quantile)
-    axis.set_xticks([i + 0.27 for i in range(len(names))], names, rotation=20, ha="right", fontsize=8)
-    axis.set_ylabel("ms")
-    axis.legend()
-    axis.set_title("End-to-end latency at half saturation")
-    figure.tight_layout()
-    figure.savefig(out / "latency.png", dpi=110)
-    plt.close(figure)
+    with _figure(plt, out / "latency.png", "End-to-end latency at half saturation") as axis:
+        names = list(results["fanout"])
+        for offset, quantile in enumerate(("p50", "p95", "p99")):
+            values = [results["fanout"][n]["latency_ms"][quantile] or 0 for n in names]
+            axis.bar([i + offset * 0.27 for i in range(len(names))], values, width=0.27, label=quantile)
+        axis.set_xticks([i + 0.27 for i in range(len(names))], names, rotation=20, ha="right", fontsize=8)
+        axis.set_ylabel("ms")
+        axis.legend()
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, result in results["connections"].items():
-        axis.plot([s["opened"] for s in result["steps"]], [s["kib_per_connection"] or 0 for s in result["steps"]],
-                  marker="o", label=name)
-    axis.axhline(TARGET_KIB_PER_CONNECTION, linestyle="--", color="grey", label="target")
-    axis.set_xlabel("open idle sockets")
-    axis.set_ylabel("KiB per connection per worker")
-    axis.legend(fontsize=8)
-    axis.set_title("Memory per idle connection")
-    figure.tight_layout()
-    figure.savefig(out / "connections.png", dpi=110)
-    plt.close(figure)
+    with _figure(plt, out / "connections.png", "Memory per idle connection") as axis:
+        for name, result in results["connections"].items():
+            axis.plot([s["opened"] for s in result["steps"]], [s["kib_per_connection"] or 0 for s in result["steps"]],
+                      marker="o", label=name)
+        axis.axhline(TARGET_KIB_PER_CONNECTION, linestyle="--", color="grey", label="target")
+        axis.set_xlabel("open idle sockets")
+        axis.set_ylabel("KiB per connection per worker")
+        axis.legend(fontsize=8)
