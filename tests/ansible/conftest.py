@@ -36,14 +36,13 @@ class Site:
     app_hosts: list
     inventory: str
 
-    def ansible(self, *args, timeout=600):
-        """Run ``ansible-playbook ARGS`` (or ``ansible`` when args start with a host pattern) here.
+    def ansible(self, command, *args, timeout=600):
+        """Run ``command ARGS -i INVENTORY`` in ``ansible/`` (``command``: ``ansible`` or ``ansible-playbook``).
 
         Returns the ``subprocess.CompletedProcess`` (text); raises
         ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
         """
-        command = ["ansible-playbook", *args] if args[0].endswith(".yml") else ["ansible", *args]
-        return subprocess.run([*command, "-i", self.inventory], cwd=ANSIBLE_DIR, capture_output=True, text=True,
+        return subprocess.run([command, *args, "-i", self.inventory], cwd=ANSIBLE_DIR, capture_output=True, text=True,
                               timeout=timeout, check=False)
 
 
@@ -57,7 +56,7 @@ def site():
     site = Site(os.environ["SWITCHYARD_LB_URL"], os.environ["SWITCHYARD_LB_CA"],
                 os.environ["SWITCHYARD_APP_HOSTS"].split(","),
                 os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory"))
-    created = site.ansible(site.app_hosts[0], "-m", "ansible.builtin.command",
+    created = site.ansible("ansible", site.app_hosts[0], "-m", "ansible.builtin.command",
                            "-a", json.dumps({"argv": ["switchyard-manage", "shell", "-c", CREATE_USERS]}))
     assert created.returncode == 0, created.stdout + created.stderr
     return site

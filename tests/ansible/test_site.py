@@ -80,7 +80,7 @@ async def test_rolling_deploy_under_load(site, login, report):
     async def run_deploy():
         release = f"test-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
-        deploy["result"] = await asyncio.to_thread(site.ansible, "deploy.yml", "-e", f"app_release={release}")
+        deploy["result"] = await asyncio.to_thread(site.ansible, "ansible-playbook", "deploy.yml", "-e", f"app_release={release}")
         deploy["seconds"] = time.monotonic() - started
 
     probe.start()
