@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 # What the channel layer or presence raise when Redis cannot be reached
 # (redis-py wraps socket errors in its own ConnectionError/TimeoutError). Not
-# OSError: uvicorn raises an OSError subclass for a socket the client closed.
+# OSError: the ASGI servers raise an OSError subclass for a socket the client
+# closed (uvicorn's ClientDisconnected; switchyard.daphne_server's for daphne).
 REDIS_ERRORS = (RedisError,)
 
 
@@ -58,9 +59,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except OSError:
-            # uvicorn raises ClientDisconnected (an OSError) when the consumer
-            # sends to a socket the client already dropped: nothing to send,
-            # only cleaning up (below) is left.
+            # The server raises ClientDisconnected (an OSError; uvicorn's own,
+            # switchyard.daphne_server's for daphne) when the consumer sends
+            # to a socket the client already dropped: nothing to send, only
+            # cleaning up (below) is left.
             pass
         except REDIS_ERRORS as exc:
             logger.warning("closing socket in room %s with 1013: channel layer lost (%s)", getattr(self, "room", "?"), exc)

@@ -19,6 +19,13 @@ make daphne behave like uvicorn and RFC 6455: an oversize message is closed
 with 1009, invalid UTF-8 with 1007, a protocol error with 1002, and the
 application may close with the registered codes 1008 (policy), 1011, 1012
 and 1013 (try again later).
+
+**Send after the client left.** autobahn raises its own ``Disconnected`` when
+the application sends on a closed socket; the ASGI spec (2.4) asks for a
+server-specific ``OSError`` subclass, which uvicorn raises and the consumer
+handles. :class:`ClientDisconnected` is daphne's, so a send that races a
+disconnect ends the consumer quietly instead of logging "Exception inside
+application".
 """
 
 import logging
@@ -26,6 +33,7 @@ import signal
 import time
 
 from daphne.cli import CommandLineInterface
+from autobahn.exception import Disconnected
 from daphne import ws_protocol
 from daphne.server import Server
 from twisted.internet import reactor
@@ -37,8 +45,18 @@ logger = logging.getLogger(__name__)
 APPLICATION_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 
 
+class ClientDisconnected(OSError):
+    """Raised to the application by ``send()`` on a socket the client already closed (ASGI spec 2.4)."""
+
+
 class WebSocketProtocol(ws_protocol.WebSocketProtocol):
-    """daphne's protocol, letting the application close with registered codes (see module doc)."""
+    """daphne's protocol: registered close codes, and sends after a disconnect raise :class:`ClientDisconnected`."""
+
+    def handle_reply(self, message):
+        try:
+            super().handle_reply(message)
+        except Disconnected as exc:
+            raise ClientDisconnected(str(exc)) from exc
 
     def serverClose(self, code=None):
         code = 1000 if code is None else code
