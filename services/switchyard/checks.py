@@ -57,7 +57,7 @@ def check_channel_layer(app_configs=None, **kwargs):
     if backend == IN_MEMORY_LAYER or not backend:
         return [Error(
             "The channel layer is in memory: messages never reach sockets on other workers or from gunicorn.",
-            hint="Use channels_redis.core.RedisChannelLayer with REDIS_URL.",
+            hint="Use switchyard.layers.RedisChannelLayer (the default) with REDIS_URL.",
             id="switchyard.E003",
         )]
     return []

@@ -104,10 +104,11 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CHANNEL_LAYERS = {
     "default": {
-        # channels_redis.core.RedisChannelLayer (lists, capacity, expiry) or
-        # channels_redis.pubsub.RedisPubSubChannelLayer (Redis pub/sub; ignores
-        # capacity and expiry). scripts/bench compares them.
-        "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer"),
+        # switchyard.layers.RedisChannelLayer: channels_redis' core layer (lists,
+        # capacity, expiry) whose receive survives a consumer's cancellation
+        # (see that module); or channels_redis.pubsub.RedisPubSubChannelLayer
+        # (Redis pub/sub; ignores capacity and expiry). scripts/bench compares them.
+        "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="switchyard.layers.RedisChannelLayer"),
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, the same
             # as channels_redis' 5 s BZPOPMIN: idle receives then fail with
