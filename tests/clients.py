@@ -136,24 +136,34 @@ class Socket:
     def recv(self, timeout=10, frame_type=None):
         """Return the next frame (dict), skipping frames of other types when ``frame_type`` is given.
 
-        Raises ``TimeoutError`` when none arrives within ``timeout`` seconds.
+        Raises ``TimeoutError`` when none arrives within ``timeout`` seconds;
+        its message lists the frames skipped meanwhile (an error frame there
+        usually explains the wait).
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no {frame_type or 'frame'} within {timeout}s")
-            frame = json.loads(self.connection.recv(timeout=remaining))
-            if frame_type is None or frame["type"] == frame_type:
-                return frame
+        return self._recv_matching(lambda frame: frame_type is None or frame["type"] == frame_type,
+                                   frame_type or "frame", timeout)
 
     def recv_message(self, body, timeout=10):
-        """Return the message frame with ``body``, skipping others; ``TimeoutError`` if it never comes."""
+        """Return the message frame with ``body``, skipping others; ``TimeoutError`` (listing them) if it never comes."""
+        return self._recv_matching(lambda frame: frame["type"] == "message" and frame["body"] == body,
+                                   f"message {body!r}", timeout)
+
+    def _recv_matching(self, wanted, what, timeout):
         deadline = time.monotonic() + timeout
+        skipped = []
         while True:
-            frame = self.recv(timeout=max(0.01, deadline - time.monotonic()), frame_type="message")
-            if frame["body"] == body:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = json.loads(self.connection.recv(timeout=remaining))
+            except TimeoutError:
+                kinds = [f["type"] if f["type"] != "error" else f"error {f.get('code')}" for f in skipped]
+                worker = self.welcome["worker"] if hasattr(self, "welcome") else "?"
+                raise TimeoutError(f"no {what} within {timeout}s (worker {worker}); skipped: {kinds or 'nothing'}") from None
+            if wanted(frame):
                 return frame
+            skipped.append(frame)
 
 
 class RawSocket:

@@ -1,7 +1,30 @@
 import pytest
 
+# ASGI worker log lines that mean a consumer went wrong, whatever the test
+# asserted: an exception escaped the application, or daphne had to kill a
+# consumer that did not end after its socket closed (docs/reliability.md,
+# "Channel layer receive").
+WORKER_LOG_DEFECTS = ("Exception inside application", "took too long to shut down and was killed")
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/stack/" in str(item.fspath):
             item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(autouse=True)
+def worker_logs_stay_clean(request):
+    """Fail a test that uses the shared ``stack`` if its ASGI workers logged a defect meanwhile."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    log_dir = request.getfixturevalue("stack").log_dir
+    sizes = {path: path.stat().st_size for path in log_dir.glob("asgi-*.log")}
+    yield
+    found = []
+    for path in sorted(log_dir.glob("asgi-*.log")):
+        with open(path, errors="replace") as log:
+            log.seek(sizes.get(path, 0))
+            found += [f"{path.name}: {line.rstrip()}" for line in log if any(d in line for d in WORKER_LOG_DEFECTS)]
+    assert not found, "ASGI workers logged defects during the test:\n" + "\n".join(found[:10])
