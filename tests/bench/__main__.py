@@ -1,8 +1,8 @@
 """``scripts/bench [--quick] [--out DIR]``: measure the stack side by side, write JSON, markdown and PNG plots.
 
 Quick (under 3 minutes, CI's smoke test) and full (under 20 minutes) runs
-compare, in one run: daphne vs uvicorn workers, 1/2/4 workers, the core vs the
-pub/sub channel layer, the baseline relay (no Django), idle-socket memory, and
+compare, in one run: daphne vs uvicorn workers, 1/2/4 workers, Switchyard's
+layer vs channels_redis' core and pub/sub layers, the baseline relay (no Django), idle-socket memory, and
 HTTP latency under a WebSocket storm for the split stack vs one daphne serving
 everything. Results: ``DIR/bench.json``, ``DIR/bench.md``, ``DIR/*.png``.
 """
@@ -17,6 +17,8 @@ from tqdm import tqdm
 from tests.bench import run
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
+# channels_redis' own core layer, which switchyard.layers (the default) builds on.
+STOCK_CORE = "channels_redis.core.RedisChannelLayer"
 
 PLANS = {
     "quick": {
@@ -30,7 +32,8 @@ PLANS = {
                    "processes": 2,
                    "configs": [("daphne x1", "daphne", 1, None), ("daphne x2", "daphne", 2, None),
                                ("daphne x4", "daphne", 4, None), ("uvicorn x2", "uvicorn", 2, None),
-                               ("daphne x2, pub/sub layer", "daphne", 2, PUBSUB)]},
+                               ("daphne x2, pub/sub layer", "daphne", 2, PUBSUB),
+                               ("daphne x2, channels_redis core layer", "daphne", 2, STOCK_CORE)]},
         "connections": {"steps": [2500, 5000, 10000], "processes": 2,
                         "configs": [("daphne x2", "daphne", 2), ("uvicorn x2", "uvicorn", 2)]},
         "isolation": {"requests": 300, "storm_rate": 200, "storm_sockets": 400, "processes": 2},
