@@ -29,8 +29,8 @@ DEFAULTS = {
     "static_root": "/srv/switchyard/static",
     "asgi_ping_interval": 20,
     "ws_read_timeout": None,  # default: 3 x asgi_ping_interval
-    "asgi_max_fails": 3,  # refused connections before a worker is skipped
-    "asgi_fail_timeout": 2,  # seconds a failed worker is skipped
+    "asgi_max_fails": 0,  # refused connections before a worker is skipped; 0: never (see the template)
+    "asgi_fail_timeout": 2,  # seconds a failed worker is skipped (when asgi_max_fails > 0)
     "ws_conn_per_ip": 256,  # open WebSockets per client address (then 429)
     "ws_handshake_rate": "50r/s",  # new WebSocket handshakes per client address…
     "ws_handshake_burst": 200,  # …with this burst (a reconnect storm after a restart)

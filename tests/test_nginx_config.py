@@ -23,13 +23,13 @@ def test_native_render_passes_nginx_t(tmp_path):
     upstreams = (tmp_path / "conf.d" / "switchyard-upstreams.conf").read_text()
     assert "proxy_read_timeout 60s;" in site  # 3 x the default 20 s ping interval
     assert "least_conn;" in upstreams
-    assert "server 127.0.0.1:8101 max_fails=3 fail_timeout=2s;" in upstreams
+    assert "server 127.0.0.1:8101 max_fails=0 fail_timeout=2s;" in upstreams  # no passive health: see the template
 
 
 def test_resolver_turns_on_dynamic_upstreams(tmp_path):
     nginx.render(tmp_path, resolver="127.0.0.11", asgi_servers=["asgi:8100"], web_servers=["web:8000"])
     upstreams = (tmp_path / "conf.d" / "switchyard-upstreams.conf").read_text()
-    assert "server asgi:8100 resolve max_fails=3 fail_timeout=2s;" in upstreams and "zone switchyard_asgi" in upstreams
+    assert "server asgi:8100 resolve max_fails=0 fail_timeout=2s;" in upstreams and "zone switchyard_asgi" in upstreams
     assert "resolver 127.0.0.11" in (tmp_path / "conf.d" / "switchyard-site.conf").read_text()
 
 
