@@ -8,19 +8,13 @@ free loopback port for the session (``redis_url``). Tests of
 """
 
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 import redis
 
-
-def free_port():
-    """Return a free TCP port on 127.0.0.1 (int)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import free_ports
 
 
 def start_redis(directory, port):
@@ -48,7 +42,7 @@ def start_redis(directory, port):
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """URL of a redis-server started for this test session (stopped at its end)."""
-    port = free_port()
+    port = free_ports(1)[0]
     process = start_redis(tmp_path_factory.mktemp("redis"), port)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
@@ -67,7 +61,7 @@ class RedisServer:
     """A redis-server of one test that the test may stop and start again on the same port."""
 
     def __init__(self, directory):
-        self.directory, self.port = directory, free_port()
+        self.directory, self.port = directory, free_ports(1)[0]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 

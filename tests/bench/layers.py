@@ -14,8 +14,9 @@ import statistics
 import sys
 
 from tests.bench import run
+from tests.bench.__main__ import STOCK_CORE
 
-CONFIGS = [("switchyard.layers", None), ("channels_redis core", "channels_redis.core.RedisChannelLayer")]
+CONFIGS = [("switchyard.layers", None), ("channels_redis core", STOCK_CORE)]
 RATES = [40, 60, 80, 100, 120, 140, 160]  # messages/s offered per step
 
 
