@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 import jinja2
+from switchyard.defaults import env
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+_FACTS = env()  # defaults.env under the environment: ports, ping interval, prefixes
 
 # Variables of the templates and their defaults. ``web_servers`` and
 # ``asgi_servers`` are lists of "host:port"; seconds are ints.
@@ -24,10 +26,12 @@ DEFAULTS = {
     "tls_certificate_key": None,
     "https_port": 443,
     "server_name": "_",
-    "web_servers": ["127.0.0.1:8000"],
-    "asgi_servers": ["127.0.0.1:8100"],
+    "web_servers": [f"127.0.0.1:{_FACTS.int('WEB_PORT')}"],
+    "asgi_servers": [f"127.0.0.1:{_FACTS.int('ASGI_PORT') + i}" for i in range(_FACTS.int("ASGI_WORKERS"))],
     "static_root": "/srv/switchyard/static",
-    "asgi_ping_interval": 20,
+    "asgi_ping_interval": _FACTS.int("ASGI_PING_INTERVAL"),
+    # URL path prefixes proxied to the ASGI pool (WEBSOCKET_PATH_PREFIXES).
+    "websocket_prefixes": _FACTS.list("WEBSOCKET_PATH_PREFIXES"),
     "ws_read_timeout": None,  # default: 3 x asgi_ping_interval
     "asgi_max_fails": 0,  # refused connections before a worker is skipped; 0: never (see the template)
     "asgi_fail_timeout": 2,  # seconds a failed worker is skipped (when asgi_max_fails > 0)
@@ -47,7 +51,9 @@ def context(**overrides):
 
     Raises ``KeyError`` for a variable the templates do not know, and
     ``ValueError`` when ``ws_read_timeout`` (seconds) is not above
-    ``asgi_ping_interval`` (seconds): nginx would then cut idle sockets.
+    ``asgi_ping_interval`` (seconds): nginx would then cut idle sockets; or
+    when a WebSocket prefix is not a path that starts and ends with ``/``
+    (``/`` and ``/static/`` themselves are refused: they would take every page).
     """
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
@@ -57,7 +63,27 @@ def context(**overrides):
         values["ws_read_timeout"] = 3 * values["asgi_ping_interval"]
     if values["ws_read_timeout"] <= values["asgi_ping_interval"]:
         raise ValueError("ws_read_timeout must be above asgi_ping_interval")
+    values["websocket_prefixes"] = check_prefixes(values["websocket_prefixes"])
     return values
+
+
+def check_prefixes(prefixes):
+    """Return ``prefixes`` (a list of URL path prefixes, or one comma-separated str) as a list.
+
+    Raises ``ValueError`` naming a prefix that is empty, does not start and
+    end with ``/``, holds characters nginx would read as syntax, or is ``/``
+    or ``/static/``.
+    """
+    if isinstance(prefixes, str):
+        prefixes = [part.strip() for part in prefixes.split(",") if part.strip()]
+    if not prefixes:
+        raise ValueError("WEBSOCKET_PATH_PREFIXES is empty: name at least one prefix, e.g. /ws/")
+    for prefix in prefixes:
+        if (not prefix.startswith("/") or not prefix.endswith("/") or prefix in ("/", "/static/")
+                or any(char in prefix for char in " \t;{}'\"#$")):
+            raise ValueError(f"WebSocket prefix {prefix!r}: use a path like /ws/ (starts and ends with /, "
+                             f"not / or /static/, no spaces, quotes or ; {{ }} # $)")
+    return list(prefixes)
 
 
 def _environment():

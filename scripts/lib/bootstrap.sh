@@ -1,11 +1,13 @@
 # Sourced by scripts/stack and scripts/test: make sure this machine can run the
 # native stack. Installs Debian packages when run as root (says what to install
 # otherwise) and keeps the repo's virtualenv (.venv) in step with
-# deploy/requirements.txt, the lock.
+# deploy/requirements.txt, the lock, with the Switchyard runtime
+# (services/switchyard) installed into it in editable mode.
 #
 #   bootstrap_debian PKG...   install the Debian packages that are missing
 #   bootstrap_venv [VENV LOCK]  create/update VENV (default .venv) from LOCK
-#                               (default deploy/requirements.txt)
+#                               (default deploy/requirements.txt; the default
+#                               venv also gets the runtime)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -50,10 +52,15 @@ bootstrap_venv() {
     say "creating $VENV"
     "$python" -m venv "$VENV" || { say "python3 -m venv failed: apt-get install python3-venv"; exit 1; }
   fi
-  want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  local runtime=()
+  [ "$VENV" = "$REPO/.venv" ] && runtime=("$REPO/services/switchyard/pyproject.toml")
+  want=$(cat "$LOCK" "${runtime[@]}" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python packages from ${LOCK#"$REPO"/} into ${VENV#"$REPO"/}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LOCK"
+    if [ ${#runtime[@]} -gt 0 ]; then
+      "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$REPO/services/switchyard"
+    fi
     echo "$want" > "$stamp"
   fi
 }

@@ -1,10 +1,11 @@
-"""What guards every WebSocket route: the Origin allowlist, and the connection log.
+"""What guards every WebSocket route of any project: the Origin allowlist, and the connection log.
 
 ``OriginAllowlist`` is Channels' ``OriginValidator`` fed from the
 ``WEBSOCKET_ALLOWED_ORIGINS`` setting that logs each refused handshake with
 the Origin it saw. :func:`log_connection` writes one structured (JSON) record
 per connection event to the ``switchyard.connections`` logger: never message
-bodies, cookies or session keys.
+bodies, cookies or session keys. :class:`ConnectionLog` records, for every
+project, which worker accepted each socket. ``switchyard.asgi`` applies both.
 """
 
 import logging
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+
+from switchyard.worker import worker_id
 
 connections = logging.getLogger("switchyard.connections")
 
@@ -52,3 +55,22 @@ class OriginAllowlist(OriginValidator):
             if not self.valid_origin(parsed):
                 log_connection("reject", scope, reason="origin", origin=origin.decode("latin-1") if origin else None)
         return await super().__call__(scope, receive, send)
+
+
+class ConnectionLog:
+    """Log ``upgrade`` (with the worker's id) when ``application`` accepts a WebSocket, whatever the project.
+
+    ASGI middleware around any application (a consumer, a router). Event
+    records: ``{"event": "upgrade", "path": ..., "client": ..., "worker": "host:pid"}``.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        async def logged_send(message):
+            if message.get("type") == "websocket.accept":
+                log_connection("upgrade", scope, worker=worker_id())
+            await send(message)
+
+        return await self.application(scope, receive, logged_send)

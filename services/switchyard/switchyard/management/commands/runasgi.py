@@ -65,16 +65,18 @@ def server_argv(server, host, port, reload=False):
 
 
 class Command(BaseCommand):
-    help = "Start one ASGI worker (daphne or uvicorn) serving switchyard.asgi:application."
+    help = "Start one ASGI worker (daphne or uvicorn) serving the project through switchyard.asgi:application."
 
     def add_arguments(self, parser):
         parser.add_argument("--server", choices=SERVERS, default=None, help="default: settings.ASGI_SERVER")
-        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8100, help="TCP port to bind (default 8100)")
+        parser.add_argument("--host", default=None, help="address to bind (default: BIND_ADDRESS or 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=None, help="TCP port to bind (default: settings.ASGI_PORT)")
         parser.add_argument("--reload", action="store_true", help="restart on code changes (uvicorn; development)")
 
-    def handle(self, *args, server=None, host="127.0.0.1", port=8100, reload=False, **options):
+    def handle(self, *args, server=None, host=None, port=None, reload=False, **options):
         server = server or settings.ASGI_SERVER
+        host = host or os.environ.get("BIND_ADDRESS", "127.0.0.1")
+        port = port or settings.ASGI_PORT
         try:
             argv = server_argv(server, host, port, reload)
         except ValueError as exc:

@@ -9,7 +9,8 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-SERVICES = Path(__file__).resolve().parent.parent.parent
+# The bundled example project the unit tests run with (any project would do).
+CHAT_PROJECT = Path(__file__).resolve().parents[3] / "chat"
 PRODUCTION_ENV = {
     "DEBUG": "false",
     "HTTPS": "true",
@@ -17,6 +18,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "chat.example.com",
     "REDIS_URL": "redis://:a-password@redis:6379/0",
     "DATABASE_URL": "sqlite:////tmp/switchyard-check.sqlite3",
+    "SWITCHYARD_PROJECT_SETTINGS": "chatsite.settings",
 }
 
 
@@ -43,7 +45,8 @@ def test_production_like_settings_pass_every_custom_check(settings):
         ({"WEBSOCKET_MAX_MESSAGE_BYTES": 0}, "switchyard.E004"),
         ({"WEBSOCKET_MAX_MESSAGE_BYTES": 64 * 1024 * 1024}, "switchyard.E004"),
         ({"REDIS_URL": "redis://redis:6379/0"}, "switchyard.E005"),
-        ({"ASGI_APPLICATION": "switchyard.tests.unguarded_asgi.application"}, "switchyard.E001"),
+        ({"ASGI_APPLICATION": "switchyard.tests.no_such_module.application"}, "switchyard.E001"),
+        ({"ASGI_APPLICATION": None}, "switchyard.E001"),
     ],
 )
 def test_each_check_fails_on_settings_that_break_it(overrides, error):
@@ -60,8 +63,8 @@ def manage_check(settings_module, extra_env=None):
     env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}, **PRODUCTION_ENV,
            **(extra_env or {})}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING", "--settings", settings_module],
-        cwd=SERVICES, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING", "--settings", settings_module],
+        cwd=CHAT_PROJECT, env=env, capture_output=True, text=True,
     )
 
 

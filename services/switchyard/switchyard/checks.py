@@ -7,35 +7,30 @@ an id ``switchyard.E00x`` and says how to fix what it found.
 
 from urllib.parse import urlsplit
 
-from channels.routing import ProtocolTypeRouter
-from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.core.checks import Error, Tags, register
-from django.utils.module_loading import import_string
+
+from switchyard.project import ProjectError, load_application
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 # Above this, one socket can hold a worker's memory hostage (bytes).
 MAX_SANE_MESSAGE_BYTES = 1024 * 1024
 
 
-def _websocket_application():
-    application = import_string(settings.ASGI_APPLICATION)
-    if isinstance(application, ProtocolTypeRouter):
-        return application.application_mapping.get("websocket")
-    return application
+@register(Tags.compatibility, deploy=True)
+def check_project_applications(app_configs=None, **kwargs):
+    """E001: the project's ``ASGI_APPLICATION`` and ``WSGI_APPLICATION`` must be set and load.
 
-
-@register(Tags.security, deploy=True)
-def check_websocket_origin_validation(app_configs=None, **kwargs):
-    """E001: the websocket routes of ``ASGI_APPLICATION`` must be wrapped in an Origin validator."""
-    websocket = _websocket_application()
-    if websocket is not None and not isinstance(websocket, OriginValidator):
-        return [Error(
-            "WebSocket routes are not wrapped in an Origin validator: any site can open sockets as your users.",
-            hint="Wrap them in switchyard.websocket.OriginAllowlist (or Channels' AllowedHostsOriginValidator).",
-            id="switchyard.E001",
-        )]
-    return []
+    Every WebSocket route of the ASGI application is put behind the Origin
+    allowlist by ``switchyard.asgi``, whatever the project wraps it in.
+    """
+    errors = []
+    for setting in ("ASGI_APPLICATION", "WSGI_APPLICATION"):
+        try:
+            load_application(setting)
+        except ProjectError as exc:
+            errors.append(Error(str(exc), hint="python -m switchyard.preflight shows the same.", id="switchyard.E001"))
+    return errors
 
 
 @register(Tags.security, deploy=True)

@@ -1,5 +1,5 @@
-"""Settings of the unit tests (pytest-django): the real settings with an in-memory
-database and channel layer.
+"""Settings of the unit tests (pytest-django): the chat example through Switchyard's
+settings layer, with an in-memory database and channel layer.
 
 Stack tests in ``tests/`` start real processes with the real settings instead,
 so nothing here may leak into ``os.environ`` (their processes inherit it).
@@ -7,13 +7,14 @@ so nothing here may leak into ``os.environ`` (their processes inherit it).
 
 import os
 
-_borrowed_key = "SECRET_KEY" not in os.environ
-os.environ.setdefault("SECRET_KEY", "unit-tests-only-not-a-secret")
+_borrowed = {"SECRET_KEY": "unit-tests-only-not-a-secret", "SWITCHYARD_PROJECT_SETTINGS": "chatsite.settings"}
+_borrowed = {name: value for name, value in _borrowed.items() if name not in os.environ}
+os.environ.update(_borrowed)
 
 from switchyard.settings import *  # noqa: E402,F403
 
-if _borrowed_key:
-    del os.environ["SECRET_KEY"]
+for _name in _borrowed:
+    del os.environ[_name]
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

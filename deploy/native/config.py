@@ -1,0 +1,107 @@
+"""What a native stack is: the project it serves, its ports and knobs (:class:`StackConfig`, :class:`Project`).
+
+Defaults come from the runtime's ``defaults.env`` (the one source every
+delivery path reads) under this process's environment.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from switchyard.defaults import env
+
+REPO = Path(__file__).resolve().parent.parent.parent
+# The bundled chat example: the project served when none is named.
+CHAT_PROJECT = REPO / "services" / "chat"
+DEFAULT_RUN_DIR = REPO / "var"
+ASGI_SERVERS = ("daphne", "uvicorn")
+FACTS = env()
+
+
+class StackError(RuntimeError):
+    """The stack cannot start: a missing program, a busy port, a project that cannot load, a process that never got ready."""
+
+
+# manage.py's own line: os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+_SETTINGS_LINE = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Django Channels project on disk, served unmodified.
+
+    ``directory`` holds ``manage.py`` (a resolved Path); ``settings`` is its
+    settings module (str, e.g. ``"mysite.settings"``).
+    """
+
+    directory: Path
+    settings: str
+
+    @classmethod
+    def find(cls, directory, settings=None):
+        """Return the project in ``directory`` (str or Path, anywhere on disk).
+
+        ``settings`` (a module name) wins over the one ``manage.py`` sets.
+        Raises :class:`StackError` when the directory has no ``manage.py`` or
+        no settings module can be found.
+        """
+        directory = Path(directory).expanduser().resolve()
+        manage = directory / "manage.py"
+        if not manage.is_file():
+            raise StackError(f"{directory} is not a Django project: it has no manage.py")
+        if not settings:
+            found = _SETTINGS_LINE.search(manage.read_text(errors="replace"))
+            if not found:
+                raise StackError(f"{manage} does not set DJANGO_SETTINGS_MODULE: name the settings with --settings MODULE")
+            settings = found.group(1)
+        return cls(directory, settings)
+
+    @property
+    def requirements(self):
+        """The project's ``requirements.txt`` (a Path), or None."""
+        path = self.directory / "requirements.txt"
+        return path if path.is_file() else None
+
+    @property
+    def name(self):
+        """A short name for messages: the directory's name."""
+        return self.directory.name
+
+
+def _asgi_ports():
+    return [FACTS.int("ASGI_PORT") + i for i in range(FACTS.int("ASGI_WORKERS"))]
+
+
+@dataclass
+class StackConfig:
+    """Where and how the native stack runs.
+
+    Ports are TCP ports on 127.0.0.1 (ints). ``asgi_ports`` has one entry per
+    ASGI worker. ``redis_url`` set means "use that Redis" and no Redis is
+    started. ``extra_env`` adds or overrides environment variables of every
+    Django process (settings, see ``.env.example``). ``drain_timeout``
+    is in seconds. ``project`` is the :class:`Project` served (default: the
+    bundled chat example).
+    """
+
+    port: int = 8080
+    host: str = "127.0.0.1"
+    web_port: int = field(default_factory=lambda: FACTS.int("WEB_PORT"))
+    asgi_ports: list = field(default_factory=_asgi_ports)
+    asgi_server: str = "daphne"
+    redis_port: int = 6380
+    redis_url: str = None
+    run_dir: Path = DEFAULT_RUN_DIR
+    drain_timeout: int = field(default_factory=lambda: FACTS.int("ASGI_DRAIN_TIMEOUT"))
+    extra_env: dict = field(default_factory=dict)
+    # nginx template variables to override (deploy.nginx.DEFAULTS), e.g. limits for a benchmark.
+    nginx: dict = field(default_factory=dict)
+    # Route every HTTP request to the first ASGI worker instead of gunicorn: the
+    # "one daphne serves everything" shape, for comparisons only.
+    single_process: bool = False
+    project: Project = field(default_factory=lambda: Project.find(CHAT_PROJECT))
+
+    @property
+    def url(self):
+        """Base URL of the front door (nginx), e.g. ``http://127.0.0.1:8080``."""
+        return f"http://{self.host}:{self.port}"

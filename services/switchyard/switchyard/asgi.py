@@ -1,0 +1,47 @@
+"""ASGI entrypoint of every ASGI worker: the project's ``ASGI_APPLICATION`` behind Switchyard's guards.
+
+``manage.py runasgi`` serves ``switchyard.asgi:application`` for any project.
+nginx sends only the WebSocket path prefixes here. Each WebSocket handshake
+passes, outermost first, through ``OriginAllowlist`` (Channels'
+``OriginValidator``: the Origin must match ``WEBSOCKET_ALLOWED_ORIGINS``,
+which defaults to ``ALLOWED_HOSTS``, else 403, logged) and the connection
+log, then reaches the project's application unchanged (its own middleware,
+such as ``AuthMiddlewareStack``, included). ``GET /healthz`` is answered by
+Django with Switchyard's health middleware, so a container or unit
+healthcheck can ask a worker directly whatever the project routes.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
+
+# Sets Django up (apps, settings) before the project's application is imported.
+health_application = get_asgi_application()
+
+from switchyard.project import load_application  # noqa: E402
+from switchyard.websocket import ConnectionLog, OriginAllowlist  # noqa: E402
+
+
+class DeploymentGuard:
+    """Route ASGI scopes: WebSockets through the guards to ``application``, ``/healthz`` to ``health``, the rest to ``application``.
+
+    ``application`` is the project's ASGI application; ``health`` an ASGI
+    application answering ``/healthz`` (Django's, with Switchyard's middleware).
+    """
+
+    def __init__(self, application, health):
+        self.application = application
+        self.websocket = OriginAllowlist(ConnectionLog(application))
+        self.health = health
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await self.websocket(scope, receive, send)
+        if scope["type"] == "http" and scope.get("path") == "/healthz":
+            return await self.health(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+application = DeploymentGuard(load_application("ASGI_APPLICATION"), health_application)

@@ -1,0 +1,230 @@
+"""Switchyard's settings layer: the project's own settings, with the deployment's values applied.
+
+Every process of a deployment runs with ``DJANGO_SETTINGS_MODULE=switchyard.settings``.
+This module imports the project's settings module, named by
+``SWITCHYARD_PROJECT_SETTINGS`` (e.g. ``mysite.settings``; the launcher reads
+it from the project's ``manage.py``), copies every setting it defines, then
+applies the deployment's values from the environment (over the shared
+defaults in ``defaults.env``). The project's file is never edited.
+
+What is applied, and when (docs/your-project.md has the same table):
+
+==========================  ==================================================================
+setting                     value
+==========================  ==================================================================
+``SECRET_KEY``              ``SECRET_KEY``; required unless ``DEBUG`` (then the project's)
+``DEBUG``                   ``DEBUG`` (default false: a tutorial's ``DEBUG = True`` is off)
+``ALLOWED_HOSTS``           ``ALLOWED_HOSTS`` (default localhost, 127.0.0.1, [::1])
+``CSRF_TRUSTED_ORIGINS``    ``CSRF_TRUSTED_ORIGINS`` when set, else the project's
+``DATABASES``               ``DATABASE_URL`` when set, else the project's
+``CHANNEL_LAYERS``          Switchyard's Redis layer at ``REDIS_URL``
+``STATIC_ROOT``             ``STATIC_ROOT`` (nginx serves it), default ``<project>/staticfiles``
+proxy and TLS               ``SECURE_PROXY_SSL_HEADER``; with ``HTTPS``: Secure cookies, HSTS,
+                            SSL redirect
+``LOGGING``                 Switchyard's (plain lines, JSON connection log)
+``MIDDLEWARE``              ``switchyard.health.HealthCheckMiddleware`` put first
+``INSTALLED_APPS``          ``switchyard`` added (runasgi, ensure_superuser, the checks)
+==========================  ==================================================================
+
+A project keeps control of any of these by naming it in ``SWITCHYARD_KEEP_SETTINGS``:
+a list in its settings module, or a comma-separated environment variable.
+``MIDDLEWARE`` and ``INSTALLED_APPS`` always get Switchyard's entries.
+
+Raises ``ImproperlyConfigured`` with one readable message when the project's
+settings are not named or cannot be imported, or ``SECRET_KEY`` is missing
+with ``DEBUG`` off.
+"""
+
+import importlib
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from switchyard.defaults import env as _env
+
+env = _env()
+
+# --- The project's own settings ------------------------------------------------
+
+PROJECT_SETTINGS = env.str("SWITCHYARD_PROJECT_SETTINGS", default="")
+if not PROJECT_SETTINGS or PROJECT_SETTINGS == __name__:
+    raise ImproperlyConfigured(
+        "SWITCHYARD_PROJECT_SETTINGS is not set: name your project's settings module "
+        "(e.g. mysite.settings); scripts/stack reads it from manage.py."
+    )
+try:
+    _project = importlib.import_module(PROJECT_SETTINGS)
+except ImportError as exc:
+    raise ImproperlyConfigured(
+        f"the project's settings module {PROJECT_SETTINGS!r} cannot be imported: {type(exc).__name__}: {exc} "
+        f"(is the project's directory the working directory or on PYTHONPATH?)"
+    ) from exc
+globals().update({name: value for name, value in vars(_project).items() if name.isupper()})
+
+KEEP = set(env.list("SWITCHYARD_KEEP_SETTINGS", default=[])) | set(getattr(_project, "SWITCHYARD_KEEP_SETTINGS", []))
+PROJECT_DIR = Path(_project.__file__).resolve().parent.parent
+
+
+def _apply(name, value):
+    """Set setting ``name`` to ``value`` unless the project keeps it (``SWITCHYARD_KEEP_SETTINGS``)."""
+    if name not in KEEP:
+        globals()[name] = value
+
+
+def _project_value(name, default=None):
+    return getattr(_project, name, default)
+
+
+# --- Core -------------------------------------------------------------------
+
+_apply("DEBUG", env.bool("DEBUG", default=False))
+if "SECRET_KEY" not in KEEP:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
+        if not globals().get("DEBUG"):
+            raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (the project's own key is not used).")
+        SECRET_KEY = _project_value("SECRET_KEY", "django-insecure-debug-only-key")
+
+_apply("ALLOWED_HOSTS", env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]))
+# Origins whose pages may open WebSockets (Channels' OriginValidator patterns:
+# "chat.example.com", ".example.com", "https://chat.example.com"). Every
+# project's WebSocket routes are guarded by it (switchyard.asgi). Never "*" in
+# production: `check --deploy` refuses it.
+_apply("WEBSOCKET_ALLOWED_ORIGINS", env.list("WEBSOCKET_ALLOWED_ORIGINS", default=globals()["ALLOWED_HOSTS"]))
+if "CSRF_TRUSTED_ORIGINS" in env.ENVIRON:
+    _apply("CSRF_TRUSTED_ORIGINS", env.list("CSRF_TRUSTED_ORIGINS"))
+
+# Switchyard's app (management commands, deployment checks) and the health
+# middleware, first so that probes by IP address skip ALLOWED_HOSTS.
+INSTALLED_APPS = [*_project_value("INSTALLED_APPS", []), "switchyard.apps.SwitchyardConfig"]
+MIDDLEWARE = ["switchyard.health.HealthCheckMiddleware", *_project_value("MIDDLEWARE", [])]
+
+# --- Database -----------------------------------------------------------------
+# PostgreSQL in the compose and Ansible stacks; SQLite is the embedded default of
+# the native mode, tuned so that gunicorn and several ASGI workers can write to
+# it at once (WAL, a busy timeout, and write locks taken at BEGIN).
+
+if "DATABASE_URL" in env.ENVIRON:
+    _apply("DATABASES", {"default": env.db("DATABASE_URL")})
+if "DATABASES" not in KEEP and "default" in globals().get("DATABASES", {}):
+    _database = DATABASES["default"]  # noqa: F821 - the project's or DATABASE_URL's
+    if _database["ENGINE"] == "django.db.backends.sqlite3":
+        _database.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    # Seconds a connection is kept between requests (and between a consumer's
+    # database calls). 0 reopens one per request: for SQLite that is a file
+    # open, the PRAGMAs above and Django's function registration per chat
+    # message, ~15% of an ASGI worker's CPU in the fan-out profile
+    # (docs/benchmarks.md, "Profile").
+    _database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    _database.setdefault("CONN_HEALTH_CHECKS", True)
+
+# --- Redis and the channel layer ---------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+_apply(
+    "CHANNEL_LAYERS",
+    {
+        "default": {
+            # switchyard.layers.RedisChannelLayer: channels_redis' core layer (lists,
+            # capacity, expiry) whose receive survives a consumer's cancellation
+            # (see that module); or channels_redis.pubsub.RedisPubSubChannelLayer
+            # (Redis pub/sub; ignores capacity and expiry). scripts/bench compares them.
+            "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="switchyard.layers.RedisChannelLayer"),
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same
+                # as channels_redis' 5 s BZPOPMIN: idle receives then fail with
+                # "Timeout reading". Read timeout above the blocking pop; connect fast.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 3}],
+                # Messages waiting per channel before channels_redis drops new ones.
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                # Seconds an undelivered message lives in Redis.
+                "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="switchyard"),
+            },
+        },
+    },
+)
+
+# --- Proxy and TLS -------------------------------------------------------------
+
+# nginx is the only client of gunicorn and the ASGI workers and always sets
+# X-Forwarded-Proto, so Django may trust it to tell HTTPS requests apart.
+_apply("SECURE_PROXY_SSL_HEADER", ("HTTP_X_FORWARDED_PROTO", "https"))
+
+# HTTPS: true where nginx terminates TLS (compose prod, Ansible). It makes the
+# session and CSRF cookies Secure and turns on HSTS.
+HTTPS = env.bool("HTTPS", default=False)
+_apply("SESSION_COOKIE_SECURE", HTTPS)
+_apply("CSRF_COOKIE_SECURE", HTTPS)
+_apply("SECURE_HSTS_SECONDS", env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0))
+_apply("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# nginx redirects port 80 to 443 before Django sees it; this catches anything
+# that reaches Django over plain HTTP anyway (/healthz is answered before it).
+_apply("SECURE_SSL_REDIRECT", HTTPS)
+# Preloading HSTS is a per-domain commitment (hstspreload.org): opt in with
+# SECURE_HSTS_PRELOAD=true. Until then Django's reminder (W021) is silenced.
+_apply("SECURE_HSTS_PRELOAD", env.bool("SECURE_HSTS_PRELOAD", default=False))
+if not globals()["SECURE_HSTS_PRELOAD"]:
+    SILENCED_SYSTEM_CHECKS = [*_project_value("SILENCED_SYSTEM_CHECKS", []), "security.W021"]
+
+# --- Static files -----------------------------------------------------------------
+
+if not globals().get("STATIC_URL"):
+    STATIC_URL = "/static/"
+# collectstatic writes here and nginx serves it straight from disk.
+_apply("STATIC_ROOT", Path(env.str("STATIC_ROOT", default=str(PROJECT_DIR / "staticfiles"))))
+
+# --- ASGI workers ------------------------------------------------------------
+# Read by ``manage.py runasgi``, which starts daphne or uvicorn with them.
+# Defaults from defaults.env (the one source the delivery paths share).
+
+ASGI_SERVER = env.str("ASGI_SERVER", default="daphne")
+# TCP port a worker binds unless runasgi is given --port.
+ASGI_PORT = env.int("ASGI_PORT")
+# Seconds a socket may be idle before the server pings it; nginx's
+# proxy_read_timeout for WebSockets stays above this.
+ASGI_PING_INTERVAL = env.int("ASGI_PING_INTERVAL")
+# Seconds to wait for the pong before closing the socket.
+ASGI_PING_TIMEOUT = env.int("ASGI_PING_TIMEOUT")
+# Seconds a worker gives its sockets to close (1012) after SIGTERM before it
+# exits; supervisors must wait longer (supervisord stopwaitsecs, compose
+# stop_grace_period, systemd TimeoutStopSec).
+ASGI_DRAIN_TIMEOUT = env.int("ASGI_DRAIN_TIMEOUT")
+# URL path prefixes served by the ASGI pool (nginx routes them there).
+WEBSOCKET_PATH_PREFIXES = env.list("WEBSOCKET_PATH_PREFIXES")
+# Largest incoming WebSocket message the ASGI server accepts, in bytes.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 * 1024)
+
+# --- Logging -----------------------------------------------------------------
+
+_apply(
+    "LOGGING",
+    {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+            # Connection events as one JSON object per line (switchyard.websocket.log_connection).
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            },
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+            "connections": {"class": "logging.StreamHandler", "formatter": "json"},
+        },
+        "loggers": {
+            "switchyard.connections": {"handlers": ["connections"], "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    },
+)
