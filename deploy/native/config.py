@@ -4,11 +4,11 @@ Defaults come from the runtime's ``defaults.env`` (the one source every
 delivery path reads) under this process's environment.
 """
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from switchyard.defaults import env
+from switchyard.project import ProjectError, settings_module
 
 REPO = Path(__file__).resolve().parent.parent.parent
 # The bundled chat example: the project served when none is named.
@@ -20,10 +20,6 @@ FACTS = env()
 
 class StackError(RuntimeError):
     """The stack cannot start: a missing program, a busy port, a project that cannot load, a process that never got ready."""
-
-
-# manage.py's own line: os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-_SETTINGS_LINE = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
 
 
 @dataclass(frozen=True)
@@ -46,15 +42,12 @@ class Project:
         no settings module can be found.
         """
         directory = Path(directory).expanduser().resolve()
-        manage = directory / "manage.py"
-        if not manage.is_file():
+        if not (directory / "manage.py").is_file():
             raise StackError(f"{directory} is not a Django project: it has no manage.py")
-        if not settings:
-            found = _SETTINGS_LINE.search(manage.read_text(errors="replace"))
-            if not found:
-                raise StackError(f"{manage} does not set DJANGO_SETTINGS_MODULE: name the settings with --settings MODULE")
-            settings = found.group(1)
-        return cls(directory, settings)
+        try:
+            return cls(directory, settings or settings_module(directory))
+        except ProjectError as exc:
+            raise StackError(str(exc)) from exc
 
     @property
     def requirements(self):

@@ -7,13 +7,33 @@ loaded, :class:`ProjectError` says which and why in one line, naming the
 project file where the error was raised.
 """
 
+import re
 import sys
 import traceback
 from pathlib import Path
 
+# manage.py's own line: os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+_SETTINGS_LINE = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
+
 
 class ProjectError(RuntimeError):
     """The project cannot start; ``str()`` is one readable line naming the cause."""
+
+
+def settings_module(directory):
+    """Return the settings module (str) that the project's ``manage.py`` in ``directory`` sets.
+
+    ``directory`` is a str or Path. Raises :class:`ProjectError` when it has
+    no ``manage.py`` or the file sets no ``DJANGO_SETTINGS_MODULE`` default.
+    """
+    manage = Path(directory) / "manage.py"
+    if not manage.is_file():
+        raise ProjectError(f"{Path(directory).resolve()} is not a Django project: it has no manage.py")
+    found = _SETTINGS_LINE.search(manage.read_text(errors="replace"))
+    if not found:
+        raise ProjectError(f"{manage} does not set DJANGO_SETTINGS_MODULE: name the settings module "
+                           "(SWITCHYARD_PROJECT_SETTINGS, or --settings for scripts/stack)")
+    return found.group(1)
 
 
 def _where(exc, project_dir):

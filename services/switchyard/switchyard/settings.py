@@ -2,8 +2,9 @@
 
 Every process of a deployment runs with ``DJANGO_SETTINGS_MODULE=switchyard.settings``.
 This module imports the project's settings module, named by
-``SWITCHYARD_PROJECT_SETTINGS`` (e.g. ``mysite.settings``; the launcher reads
-it from the project's ``manage.py``), copies every setting it defines, then
+``SWITCHYARD_PROJECT_SETTINGS`` (e.g. ``mysite.settings``; by default the one
+the ``manage.py`` in ``SWITCHYARD_PROJECT_DIR``, else the working directory,
+sets), copies every setting it defines, then
 applies the deployment's values from the environment (over the shared
 defaults in ``defaults.env``). The project's file is never edited.
 
@@ -41,17 +42,20 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from switchyard.defaults import env as _env
+from switchyard.project import ProjectError, settings_module
 
 env = _env()
 
 # --- The project's own settings ------------------------------------------------
 
 PROJECT_SETTINGS = env.str("SWITCHYARD_PROJECT_SETTINGS", default="")
-if not PROJECT_SETTINGS or PROJECT_SETTINGS == __name__:
-    raise ImproperlyConfigured(
-        "SWITCHYARD_PROJECT_SETTINGS is not set: name your project's settings module "
-        "(e.g. mysite.settings); scripts/stack reads it from manage.py."
-    )
+if not PROJECT_SETTINGS:
+    try:
+        PROJECT_SETTINGS = settings_module(env.str("SWITCHYARD_PROJECT_DIR", default=".") or ".")
+    except ProjectError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+if PROJECT_SETTINGS == __name__:
+    raise ImproperlyConfigured("SWITCHYARD_PROJECT_SETTINGS names switchyard.settings itself: name the project's")
 try:
     _project = importlib.import_module(PROJECT_SETTINGS)
 except ImportError as exc:
