@@ -38,6 +38,8 @@ DEFAULTS = {
     "ws_conn_per_ip": 256,  # open WebSockets per client address (then 429)
     "ws_handshake_rate": "50r/s",  # new WebSocket handshakes per client address…
     "ws_handshake_burst": 200,  # …with this burst (a reconnect storm after a restart)
+    # Content-Security-Policy for responses that carry none of their own.
+    "content_security_policy": "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     "resolver": None,  # e.g. "127.0.0.11" for Docker's DNS; enables upstream `resolve`
     "worker_connections": 4096,
     "worker_rlimit_nofile": None,  # native nginx.conf: open files per nginx worker
