@@ -279,3 +279,57 @@ class HttpProbe(threading.Thread):
     def count(self, predicate):
         """How many statuses (ints only) satisfy ``predicate``."""
         return sum(1 for _, status in self.statuses if isinstance(status, int) and predicate(status))
+
+
+@contextmanager
+def json_socket(base_url, path, origin=None, verify=None):
+    """Open a WebSocket to ``path`` (e.g. ``"/ws/echo/"``) at ``base_url``; yield a :class:`JsonSocket`.
+
+    For projects other than the chat example (no welcome frame). ``origin``
+    defaults to the base URL (what a browser on the site sends); ``verify`` is
+    the CA file for ``https`` base URLs (default: ``REQUESTS_CA_BUNDLE``, as
+    ``requests`` does). Raises ``websockets.exceptions.InvalidStatus`` when
+    the handshake is refused.
+    """
+    import os
+
+    parts = urlsplit(base_url)
+    secure = parts.scheme == "https"
+    with connect(
+        f"{'wss' if secure else 'ws'}://{parts.netloc}{path}",
+        origin=origin or base_url.rstrip("/"),
+        open_timeout=10,
+        ssl=_ssl_context(verify or os.environ.get("REQUESTS_CA_BUNDLE") or True) if secure else None,
+    ) as connection:
+        yield JsonSocket(connection)
+
+
+class JsonSocket:
+    """A connected WebSocket speaking JSON text frames, with timeouts in seconds."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def send(self, frame):
+        """Send ``frame``: a dict (as JSON) or a raw str."""
+        self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def recv_until(self, wanted, timeout=10, what="frame"):
+        """Return the first frame (dict) for which ``wanted(frame)`` is true, skipping others.
+
+        Raises ``TimeoutError`` listing the skipped frames when none comes
+        within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        skipped = []
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = json.loads(self.connection.recv(timeout=remaining))
+            except TimeoutError:
+                raise TimeoutError(f"no {what} within {timeout}s; skipped: {skipped[-5:] or 'nothing'}") from None
+            if wanted(frame):
+                return frame
+            skipped.append(frame)

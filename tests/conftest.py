@@ -5,13 +5,19 @@ The ``stack`` fixture starts Redis, gunicorn, two ASGI workers and nginx through
 ASGI server (daphne, uvicorn), and tests talk only to nginx.
 """
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
-from deploy.native import NativeStack, StackConfig
+from deploy.native import CHAT_PROJECT, NativeStack, Project, StackConfig
 from tests.clients import ChatClient
+
+REPO = Path(__file__).resolve().parent.parent
+# Projects the stack tests deploy unmodified, besides the chat example.
+LIVEBOARD_PROJECT = REPO / "examples" / "liveboard"
+TUTORIAL_PROJECT = REPO / "tests" / "projects" / "tutorial"
 
 PASSWORDS = {"alice": "alice-stack-pass", "bob": "bob-stack-pass", "carol": "carol-stack-pass",
              "mallory": "mallory-stack-pass", "trudy": "trudy-stack-pass", "fuzzer": "fuzzer-stack-pass"}
@@ -56,28 +62,46 @@ def output_dir():
     return OUTPUT_DIR
 
 
+def native_stack(run_dir, project=CHAT_PROJECT, server="daphne", **config):
+    """Return a (not yet started) :class:`NativeStack` serving ``project`` (a directory) with two ``server`` workers.
+
+    Every port is a free loopback port; ``run_dir`` a fresh directory;
+    ``config`` overrides further :class:`StackConfig` fields.
+    """
+    web, redis, nginx, *asgi = free_ports(5)
+    return NativeStack(StackConfig(port=nginx, web_port=web, asgi_ports=asgi, asgi_server=server, redis_port=redis,
+                                   run_dir=run_dir, drain_timeout=5, project=Project.find(project), **config))
+
+
 @pytest.fixture(scope="session", params=["daphne", "uvicorn"])
 def stack(request, tmp_path_factory):
-    """A running native stack with two ASGI workers of the given server; stopped at the end."""
-    web, redis, nginx, *asgi = free_ports(5)
-    config = StackConfig(
-        port=nginx,
-        web_port=web,
-        asgi_ports=asgi,
-        asgi_server=request.param,
-        redis_port=redis,
-        run_dir=tmp_path_factory.mktemp(f"stack-{request.param}"),
-        drain_timeout=5,
-        # Short presence bounds so the presence fault test ends quickly.
-        extra_env={"PRESENCE_TTL": str(PRESENCE_TTL), "PRESENCE_HEARTBEAT": str(PRESENCE_HEARTBEAT)},
-    )
-    native = NativeStack(config)
+    """A running native stack of the chat example with two ASGI workers of the given server; stopped at the end."""
+    # Short presence bounds so the presence fault test ends quickly.
+    native = native_stack(tmp_path_factory.mktemp(f"stack-{request.param}"), server=request.param,
+                          extra_env={"PRESENCE_TTL": str(PRESENCE_TTL), "PRESENCE_HEARTBEAT": str(PRESENCE_HEARTBEAT)})
     native.start(timeout=90)
     try:
         create_users(native)
         yield native
     finally:
         native.stop()
+
+
+def upgrades_by_worker(stack):
+    """Return ``{log name: [path, ...]}``: the WebSocket upgrades each ASGI worker of a native ``stack`` accepted.
+
+    Read from the workers' connection log (``switchyard.websocket.ConnectionLog``'s
+    ``upgrade`` records), which every project's sockets pass through.
+    """
+    found = {}
+    for path in sorted(stack.log_dir.glob("asgi-*.log")):
+        found[path.stem] = []
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"upgrade"' in line:
+                record = json.loads(line)
+                if record.get("event") == "upgrade":
+                    found[path.stem].append(record["path"])
+    return found
 
 
 @pytest.fixture

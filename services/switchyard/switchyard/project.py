@@ -42,6 +42,8 @@ def _where(exc, project_dir):
     if isinstance(exc, SyntaxError) and exc.filename:
         frames.append(traceback.FrameSummary(exc.filename, exc.lineno or 0, ""))
     for frame in reversed(frames):
+        if frame.filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+            continue
         path = Path(frame.filename).resolve()
         if project_dir and path.is_relative_to(project_dir):
             return f" ({path.relative_to(project_dir)}, line {frame.lineno})"

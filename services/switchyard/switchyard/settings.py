@@ -58,9 +58,13 @@ if PROJECT_SETTINGS == __name__:
     raise ImproperlyConfigured("SWITCHYARD_PROJECT_SETTINGS names switchyard.settings itself: name the project's")
 try:
     _project = importlib.import_module(PROJECT_SETTINGS)
-except ImportError as exc:
+except ModuleNotFoundError as exc:
+    # The module itself (or its package) is missing; an import error raised
+    # inside the project's settings propagates as it is, with its location.
+    if exc.name is None or not (PROJECT_SETTINGS == exc.name or PROJECT_SETTINGS.startswith(exc.name + ".")):
+        raise
     raise ImproperlyConfigured(
-        f"the project's settings module {PROJECT_SETTINGS!r} cannot be imported: {type(exc).__name__}: {exc} "
+        f"the project's settings module {PROJECT_SETTINGS!r} cannot be imported: {exc} "
         f"(is the project's directory the working directory or on PYTHONPATH?)"
     ) from exc
 globals().update({name: value for name, value in vars(_project).items() if name.isupper()})
