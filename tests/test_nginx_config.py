@@ -57,3 +57,29 @@ def test_tls_site_redirects_plain_http_and_passes_nginx_t(tmp_path):
     result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_each_websocket_prefix_gets_its_own_upgraded_location(tmp_path):
+    nginx.render(tmp_path, websocket_prefixes="/ws/, /live/")
+    site = (tmp_path / "conf.d" / "switchyard-site.conf").read_text()
+    for prefix in ("/ws/", "/live/"):
+        block = site.split(f"location {prefix} {{", 1)[1].split("}", 1)[0]
+        assert "proxy_pass http://switchyard_asgi;" in block and "proxy_set_header Upgrade $http_upgrade;" in block
+    assert site.count("proxy_pass http://switchyard_asgi;") == 2
+
+
+@pytest.mark.parametrize("prefix", ["ws/", "/ws", "/", "/static/", "/w s/", "/ws/;", ""])
+def test_a_prefix_nginx_cannot_route_is_refused(prefix):
+    with pytest.raises(ValueError):
+        nginx.context(websocket_prefixes=[prefix])
+
+
+def test_the_defaults_come_from_the_runtimes_defaults_env():
+    from switchyard.defaults import load
+
+    facts = load()
+    assert nginx.DEFAULTS["web_servers"] == [f"127.0.0.1:{facts['WEB_PORT']}"]
+    assert nginx.DEFAULTS["asgi_servers"][0] == f"127.0.0.1:{facts['ASGI_PORT']}"
+    assert len(nginx.DEFAULTS["asgi_servers"]) == int(facts["ASGI_WORKERS"])
+    assert nginx.DEFAULTS["asgi_ping_interval"] == int(facts["ASGI_PING_INTERVAL"])
+    assert nginx.DEFAULTS["websocket_prefixes"] == facts["WEBSOCKET_PATH_PREFIXES"].split(",")
