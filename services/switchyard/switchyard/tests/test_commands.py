@@ -35,5 +35,6 @@ def test_asgi_servers_get_the_same_limits(settings):
     assert uvicorn[uvicorn.index("--ws-ping-interval") + 1] == "15"
     assert uvicorn[uvicorn.index("--ws-max-size") + 1] == "4096"
     assert daphne[-1] == uvicorn[-1] == "switchyard.asgi:application"
+    assert uvicorn[uvicorn.index("--workers") + 1] == "1"  # never WEB_CONCURRENCY's forks
     with pytest.raises(ValueError):
         server_argv("hypercorn", "127.0.0.1", 1)

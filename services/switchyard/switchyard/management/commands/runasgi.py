@@ -49,6 +49,9 @@ def server_argv(server, host, port, reload=False):
             "uvicorn",
             "--host", host,
             "--port", str(port),
+            # One process per worker, always: uvicorn would otherwise fork
+            # WEB_CONCURRENCY children (gunicorn's variable, set for the stack).
+            "--workers", "1",
             "--ws", "websockets",
             "--ws-ping-interval", str(interval),
             "--ws-ping-timeout", str(timeout),
