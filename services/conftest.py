@@ -1,6 +1,6 @@
 """Unit-test fixtures shared by every app: a real Redis for presence and the channel layer.
 
-The channel layer of the unit tests is in memory (``switchyard.settings_test``);
+The channel layer of the unit tests is in memory (``chatsite.settings_test``);
 presence talks to Redis directly, so a throwaway ``redis-server`` runs on a
 free loopback port for the session (``redis_url``). Tests of
 ``switchyard.layers``, which stop Redis under it, get one of their own

@@ -1,4 +1,4 @@
-"""WebSocket routes, mounted by ``switchyard.asgi`` under the Origin and auth middleware."""
+"""WebSocket routes of the chat example, mounted by ``chatsite.asgi`` (under ``AuthMiddlewareStack``; every deployment adds the Origin allowlist in front)."""
 
 from django.urls import re_path
 

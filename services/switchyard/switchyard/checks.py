@@ -1,6 +1,6 @@
 """Deployment checks that Django's own ``check --deploy`` does not make.
 
-Registered with ``deploy=True``: they run under ``manage.py check --deploy``
+Registered with ``deploy=True``: they run under ``python -m django check --deploy``
 (compose runs it in the image's tests; Ansible before each deploy). Each has
 an id ``switchyard.E00x`` and says how to fix what it found.
 """
