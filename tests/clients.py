@@ -113,21 +113,51 @@ def _ssl_context(verify):
     return context
 
 
-class Socket:
-    """A connected chat socket: JSON frames in and out, with timeouts in seconds."""
+class JsonSocket:
+    """A connected WebSocket speaking JSON text frames, with timeouts in seconds."""
 
     def __init__(self, connection):
         self.connection = connection
+
+    def send(self, frame):
+        """Send ``frame``: a dict (as JSON) or a raw str."""
+        self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def recv_until(self, wanted, timeout=10, what="frame"):
+        """Return the first frame (dict) for which ``wanted(frame)`` is true, skipping others.
+
+        Raises ``TimeoutError`` listing the skipped frames when none comes
+        within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        skipped = []
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = json.loads(self.connection.recv(timeout=remaining))
+            except TimeoutError:
+                raise TimeoutError(self._timeout_message(what, timeout, skipped)) from None
+            if wanted(frame):
+                return frame
+            skipped.append(frame)
+
+    def _timeout_message(self, what, timeout, skipped):
+        return f"no {what} within {timeout}s; skipped: {skipped[-5:] or 'nothing'}"
+
+
+class Socket(JsonSocket):
+    """A connected chat socket: JSON frames in and out, with timeouts in seconds."""
+
+    def __init__(self, connection):
+        super().__init__(connection)
         self.welcome = self.recv(frame_type="welcome")
 
     @property
     def worker(self):
         """The ``"host:pid"`` of the ASGI worker holding this socket (from the welcome frame)."""
         return self.welcome["worker"]
-
-    def send(self, frame):
-        """Send a frame: a dict (as JSON) or a raw str."""
-        self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
 
     def say(self, body):
         """Send a chat message with ``body``."""
@@ -140,30 +170,18 @@ class Socket:
         its message lists the frames skipped meanwhile (an error frame there
         usually explains the wait).
         """
-        return self._recv_matching(lambda frame: frame_type is None or frame["type"] == frame_type,
-                                   frame_type or "frame", timeout)
+        return self.recv_until(lambda frame: frame_type is None or frame["type"] == frame_type, timeout,
+                               frame_type or "frame")
 
     def recv_message(self, body, timeout=10):
         """Return the message frame with ``body``, skipping others; ``TimeoutError`` (listing them) if it never comes."""
-        return self._recv_matching(lambda frame: frame["type"] == "message" and frame["body"] == body,
-                                   f"message {body!r}", timeout)
+        return self.recv_until(lambda frame: frame["type"] == "message" and frame["body"] == body, timeout,
+                               f"message {body!r}")
 
-    def _recv_matching(self, wanted, what, timeout):
-        deadline = time.monotonic() + timeout
-        skipped = []
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                frame = json.loads(self.connection.recv(timeout=remaining))
-            except TimeoutError:
-                kinds = [f["type"] if f["type"] != "error" else f"error {f.get('code')}" for f in skipped]
-                worker = self.welcome["worker"] if hasattr(self, "welcome") else "?"
-                raise TimeoutError(f"no {what} within {timeout}s (worker {worker}); skipped: {kinds or 'nothing'}") from None
-            if wanted(frame):
-                return frame
-            skipped.append(frame)
+    def _timeout_message(self, what, timeout, skipped):
+        kinds = [f["type"] if f["type"] != "error" else f"error {f.get('code')}" for f in skipped]
+        worker = self.welcome["worker"] if hasattr(self, "welcome") else "?"
+        return f"no {what} within {timeout}s (worker {worker}); skipped: {kinds or 'nothing'}"
 
 
 class RawSocket:
@@ -303,33 +321,3 @@ def json_socket(base_url, path, origin=None, verify=None):
     ) as connection:
         yield JsonSocket(connection)
 
-
-class JsonSocket:
-    """A connected WebSocket speaking JSON text frames, with timeouts in seconds."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def send(self, frame):
-        """Send ``frame``: a dict (as JSON) or a raw str."""
-        self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
-
-    def recv_until(self, wanted, timeout=10, what="frame"):
-        """Return the first frame (dict) for which ``wanted(frame)`` is true, skipping others.
-
-        Raises ``TimeoutError`` listing the skipped frames when none comes
-        within ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        skipped = []
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                frame = json.loads(self.connection.recv(timeout=remaining))
-            except TimeoutError:
-                raise TimeoutError(f"no {what} within {timeout}s; skipped: {skipped[-5:] or 'nothing'}") from None
-            if wanted(frame):
-                return frame
-            skipped.append(frame)
