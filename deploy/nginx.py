@@ -16,7 +16,8 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _FACTS = env()  # defaults.env under the environment: ports, ping interval, prefixes
 
 # Variables of the templates and their defaults. ``web_servers`` and
-# ``asgi_servers`` are lists of "host:port"; seconds are ints.
+# ``asgi_servers`` are lists of "host:port", or "host" for the default port
+# (WEB_PORT, ASGI_PORT; compose names replicas this way); seconds are ints.
 DEFAULTS = {
     "listen": "127.0.0.1:8080",
     # TLS: with tls_listen set, `listen` only redirects to https on https_port
@@ -66,6 +67,9 @@ def context(**overrides):
     if values["ws_read_timeout"] <= values["asgi_ping_interval"]:
         raise ValueError("ws_read_timeout must be above asgi_ping_interval")
     values["websocket_prefixes"] = check_prefixes(values["websocket_prefixes"])
+    # A server named by host alone listens on the shared default port.
+    for key, port in (("web_servers", "WEB_PORT"), ("asgi_servers", "ASGI_PORT")):
+        values[key] = [server if ":" in server else f"{server}:{_FACTS.int(port)}" for server in values[key]]
     return values
 
 

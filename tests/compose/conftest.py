@@ -5,7 +5,10 @@ here; the files also suit Compose v2) under its own project name, with the
 image references from the environment (``../shared/offline-images/build
 --env`` on machines without a registry, see ``scripts/test --compose``), and
 torn down with ``down -v`` at the end. Tests talk to nginx's published ports
-only, through the same clients as the native stack tests.
+only, through the same clients as the native stack tests. Prod stacks build
+their own image tags (``switchyard-test-<name>-app``, ``-nginx``), so a run
+never replaces a deployment's ``switchyard-app:latest``; ``SWITCHYARD_PROJECT``
+picks the project (the chat example unless a fixture names another).
 """
 
 import os
@@ -22,6 +25,9 @@ from tests.conftest import CREATE_USERS, PASSWORDS, free_ports
 
 REPO = Path(__file__).resolve().parent.parent.parent
 COMPOSE = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
+# Compose variables a developer's shell or the repository's .env may set, pinned so
+# that every stack builds the project its fixture names with defaults.env's prefixes.
+PINNED = {"SWITCHYARD_PROJECT": "services/chat", "WEBSOCKET_PATH_PREFIXES": ""}
 
 
 class ComposeStack:
@@ -58,13 +64,20 @@ class ComposeStack:
         logs = self.compose("logs", "--tail", "40", check=False).stdout
         raise AssertionError(f"{self.project} not healthy after {timeout}s:\n{logs}")
 
-    def manage(self, *args):
-        """Run ``manage.py ARGS`` in the web container; return its stdout."""
-        return self.compose("exec", "-T", "web", "python", "manage.py", *args).stdout
+    def manage(self, *args, check=True):
+        """Run ``python -m django ARGS`` in the web container; return the CompletedProcess (text)."""
+        return self.compose("exec", "-T", "web", "python", "-m", "django", *args, check=check)
 
     def create_users(self):
         """Create the test users (``tests.conftest.PASSWORDS``) in the stack's database."""
         self.manage("shell", "-c", CREATE_USERS)
+
+    def state(self, container_id):
+        """Return ``(status, restart count, exit code)`` of a container: (str, int, int)."""
+        result = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}",
+                                 container_id], capture_output=True, text=True, check=True)
+        status, restarts, exit_code = result.stdout.split()
+        return status, int(restarts), int(exit_code)
 
     def container_ids(self, service=None):
         """Return the ids (list of str) of the project's containers, all or one service's, running or not."""
@@ -89,13 +102,14 @@ def require_docker():
         raise RuntimeError("no Docker engine: run the compose tests with `scripts/test --compose`")
 
 
-def running(stack):
-    """Build and start ``stack`` with two ASGI replicas and the test users; yield it; ``down -v`` at the end."""
+def running(stack, users=True):
+    """Build and start ``stack`` with two ASGI replicas (and the test users); yield it; ``down -v`` at the end."""
     stack.down()
     try:
         stack.compose("build")
         stack.up("--scale", "asgi=2")
-        stack.create_users()
+        if users:
+            stack.create_users()
         yield stack
     finally:
         stack.down()
@@ -106,16 +120,18 @@ def compose_dev():
     """compose.dev.yaml with two ASGI replicas, on a free port."""
     require_docker()
     port = free_ports(1)[0]
-    stack = ComposeStack("compose.dev.yaml", "switchyard-test-dev", {"HTTP_PORT": str(port)},
+    stack = ComposeStack("compose.dev.yaml", "switchyard-test-dev", {"HTTP_PORT": str(port), **PINNED},
                          f"http://127.0.0.1:{port}")
     yield from running(stack)
 
 
-@pytest.fixture(scope="module")
-def compose_prod(tmp_path_factory):
-    """compose.prod.yaml over TLS (a self-signed pair from scripts/tls-selfsigned), two ASGI replicas."""
-    require_docker()
-    work = tmp_path_factory.mktemp("compose-prod")
+def prod_stack(work, name, project="services/chat"):
+    """compose.prod.yaml as compose project ``switchyard-test-NAME`` over TLS, not started.
+
+    ``work`` is a fresh directory (Path) for the env file and a self-signed
+    pair from scripts/tls-selfsigned; ``project`` the ``SWITCHYARD_PROJECT``
+    (repository-relative str; default: the chat example).
+    """
     subprocess.run([str(REPO / "scripts" / "tls-selfsigned"), str(work / "tls"), "localhost"], check=True,
                    capture_output=True)
     http_port, https_port = free_ports(2)
@@ -136,10 +152,19 @@ def compose_prod(tmp_path_factory):
         )
         + "\n"
     )
-    stack = ComposeStack("compose.prod.yaml", "switchyard-test-prod", {"ENV_FILE": str(env_file)},
-                         f"https://127.0.0.1:{https_port}", verify=str(work / "tls" / "tls.crt"), env_file=env_file)
+    env = {**PINNED, "SWITCHYARD_PROJECT": project, "ENV_FILE": str(env_file),
+           "APP_IMAGE": f"switchyard-test-{name}-app:latest", "NGINX_APP_IMAGE": f"switchyard-test-{name}-nginx:latest"}
+    stack = ComposeStack("compose.prod.yaml", f"switchyard-test-{name}", env, f"https://127.0.0.1:{https_port}",
+                         verify=str(work / "tls" / "tls.crt"), env_file=env_file)
     stack.http_port = http_port
-    yield from running(stack)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def compose_prod(tmp_path_factory):
+    """compose.prod.yaml (the chat example) over TLS (a self-signed pair), two ASGI replicas."""
+    require_docker()
+    yield from running(prod_stack(tmp_path_factory.mktemp("compose-prod"), "prod"))
 
 
 def login_fixture(stack):

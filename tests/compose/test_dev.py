@@ -46,6 +46,21 @@ def test_static_files_come_from_nginx(compose_dev):
     assert "new WebSocket" in requests.get(f"{compose_dev.base_url}/static/chat/room.js", timeout=10).text
 
 
+def test_the_checkout_is_mounted_over_the_app_dir(compose_dev):
+    """gunicorn (GUNICORN_RELOAD) and uvicorn (--reload) run the project from the checkout, so edits reload them."""
+    import json
+    import subprocess
+
+    from tests.compose.conftest import REPO
+
+    for service in ("web", "asgi"):
+        container = compose_dev.container_ids(service)[0]
+        mounts = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Mounts}}", container],
+                                           capture_output=True, text=True, check=True).stdout)
+        sources = [mount["Source"] for mount in mounts if mount["Destination"] == "/app"]
+        assert sources == [str(REPO / "services" / "chat")], mounts
+
+
 def test_scale_asgi_to_three_then_back_to_one(compose_dev, login):
     alice = login("alice")
     room = "scaling"

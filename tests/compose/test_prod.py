@@ -84,9 +84,15 @@ def test_redis_requires_its_password_inside_the_network(compose_prod):
 
 def test_image_runs_as_non_root_and_passes_check_deploy(compose_prod):
     assert compose_prod.compose("exec", "-T", "web", "id", "-u").stdout.strip() == "10001"
-    result = compose_prod.compose("exec", "-T", "web", "python", "manage.py", "check", "--deploy",
-                                  "--fail-level", "WARNING", check=False)
+    result = compose_prod.manage("check", "--deploy", "--fail-level", "WARNING", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runtime_is_installed_in_the_image_not_mounted(compose_prod):
+    """The image carries the runtime as an installed package (from the lock) and the project in /app."""
+    probe = "import switchyard, chatsite; print(switchyard.__file__, chatsite.__file__)"
+    runtime, project = compose_prod.compose("exec", "-T", "web", "python", "-c", probe).stdout.split()
+    assert runtime.startswith("/opt/venv/lib/") and project == "/app/chatsite/__init__.py"
 
 
 def test_down_leaves_nothing_running(compose_prod):

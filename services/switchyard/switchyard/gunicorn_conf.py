@@ -22,5 +22,8 @@ accesslog = "-"
 errorlog = "-"
 # nginx on the same host or network sets X-Forwarded-*; trust it.
 forwarded_allow_ips = _env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1")
+# gunicorn 27's control socket lives under $HOME, which is the read-only
+# project directory in the image; nothing here uses it.
+control_socket_disable = True
 # Development (compose.dev.yaml): restart workers on code changes.
 reload = _env.bool("GUNICORN_RELOAD", default=False)
