@@ -1,11 +1,14 @@
-"""Fixtures of the Ansible scenario's end-to-end tests (``-m ansible``).
+"""Fixtures of the Ansible scenarios' end-to-end tests (``-m ansible``).
 
-These run inside Molecule's verify step (ansible/molecule/default/verify.yml,
-started by ``scripts/test --ansible``), against the four converged hosts:
-everything goes through lb1's nginx over HTTPS, verified against lb1's
-self-signed certificate. Molecule's environment (``ANSIBLE_CONFIG``,
-``MOLECULE_EPHEMERAL_DIRECTORY``) lets the tests run Ansible on the same
-inventory: the test users are created with it, and ``deploy.yml`` is run under load.
+These run inside Molecule's verify steps (started by ``scripts/test
+--ansible``): ``test_site.py`` from ansible/molecule/default/verify.yml against
+its four converged hosts serving the chat example, ``test_liveboard.py`` from
+ansible/molecule/single/verify.yml against its one host serving
+examples/liveboard. Everything goes through the load balancer's nginx over
+HTTPS, verified against its self-signed certificate. Molecule's environment
+(``ANSIBLE_CONFIG``, ``MOLECULE_EPHEMERAL_DIRECTORY``) lets the tests run
+Ansible on the same inventory: the chat tests' users are created with it, and
+``deploy.yml`` is run (under load, or with another project source).
 """
 
 import json
@@ -26,9 +29,10 @@ ANSIBLE_DIR = Path(__file__).resolve().parent.parent.parent / "ansible"
 class Site:
     """The converged scenario as the tests see it.
 
-    ``base_url``: lb1's ``https://ADDRESS``; ``verify``: path of lb1's
-    certificate (the CA to trust); ``app_hosts``: inventory names of the app
-    hosts; ``inventory``: Molecule's inventory directory.
+    ``base_url``: the load balancer's ``https://ADDRESS`` (lb1, or server1 of
+    the single scenario); ``verify``: path of its certificate (the CA to
+    trust); ``app_hosts``: inventory names of the app hosts; ``inventory``:
+    Molecule's inventory directory.
     """
 
     base_url: str
@@ -36,14 +40,32 @@ class Site:
     app_hosts: list
     inventory: str
 
-    def ansible(self, command, *args, timeout=600):
+    def ansible(self, command, *args, timeout=600, env=None):
         """Run ``command ARGS -i INVENTORY`` in ``ansible/`` (``command``: ``ansible`` or ``ansible-playbook``).
 
-        Returns the ``subprocess.CompletedProcess`` (text); raises
+        ``env`` (a dict) is added to the environment. Returns the
+        ``subprocess.CompletedProcess`` (text); raises
         ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
         """
         return subprocess.run([command, *args, "-i", self.inventory], cwd=ANSIBLE_DIR, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, env={**os.environ, **(env or {})})
+
+    def command(self, host, *argv):
+        """Run ``argv`` on inventory host ``host`` (``ansible -m command``, as root).
+
+        Returns a ``subprocess.CompletedProcess`` of the command on the host
+        (``returncode``, ``stdout``, ``stderr``: text). Raises ``AssertionError``
+        when Ansible could not run it (e.g. the host is unreachable).
+        """
+        run = self.ansible("ansible", host, "-m", "ansible.builtin.command", "-a", json.dumps({"argv": list(argv)}),
+                           env={"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+        try:
+            result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+        except (ValueError, LookupError):
+            raise AssertionError(f"ansible {host} {argv} did not run:\n{run.stdout}\n{run.stderr}") from None
+        if "rc" not in result:
+            raise AssertionError(f"ansible {host} {argv} did not run: {result.get('msg')}")
+        return subprocess.CompletedProcess(list(argv), result["rc"], result.get("stdout", ""), result.get("stderr", ""))
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +75,17 @@ def site():
                                  "MOLECULE_EPHEMERAL_DIRECTORY") if not os.environ.get(name)]
     if missing:
         pytest.fail(f"run these through `scripts/test --ansible` (Molecule's verify); unset: {', '.join(missing)}")
-    site = Site(os.environ["SWITCHYARD_LB_URL"], os.environ["SWITCHYARD_LB_CA"],
+    return Site(os.environ["SWITCHYARD_LB_URL"], os.environ["SWITCHYARD_LB_CA"],
                 os.environ["SWITCHYARD_APP_HOSTS"].split(","),
                 os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory"))
-    created = site.ansible("ansible", site.app_hosts[0], "-m", "ansible.builtin.command",
-                           "-a", json.dumps({"argv": ["switchyard-manage", "shell", "-c", CREATE_USERS]}))
+
+
+@pytest.fixture(scope="session")
+def chat_users(site):
+    """The chat example's test users (``tests.conftest.PASSWORDS``), created once through the first app host."""
+    created = site.command(site.app_hosts[0], "switchyard-manage", "shell", "-c", CREATE_USERS)
     assert created.returncode == 0, created.stdout + created.stderr
-    return site
+    return PASSWORDS
 
 
 @pytest.fixture
@@ -68,16 +94,16 @@ def base_url(site):
 
 
 @pytest.fixture
-def login(site):
-    """``login(name)`` returns a signed-in :class:`ChatClient` through lb1."""
+def login(site, chat_users):
+    """``login(name)`` returns a :class:`ChatClient` of the chat example signed in through the load balancer."""
 
     def signed_in(name):
-        return ChatClient(site.base_url, name, PASSWORDS[name], verify=site.verify).login()
+        return ChatClient(site.base_url, name, chat_users[name], verify=site.verify).login()
 
     return signed_in
 
 
 @pytest.fixture(autouse=True)
-def trust_lb1(site, monkeypatch):
-    """Plain ``requests`` calls in shared tests verify against lb1's certificate."""
+def trust_the_load_balancer(site, monkeypatch):
+    """Plain ``requests`` calls and ``json_socket`` in shared tests verify against the load balancer's certificate."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", site.verify)
