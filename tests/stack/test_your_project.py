@@ -158,3 +158,17 @@ def test_a_directory_without_manage_py_is_refused_by_name(tmp_path):
                              "--project", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"switchyard: {tmp_path.resolve()} is not a Django project: it has no manage.py"
+
+
+def test_settings_names_the_module_over_the_one_manage_py_sets(tmp_path):
+    """``--settings MODULE`` wins over manage.py's: a module that does not exist stops the launch, named."""
+    project = broken_copy(tmp_path, lambda directory: None)
+    result = subprocess.run([str(REPO / "scripts" / "stack"), "--run-dir", str(tmp_path / "run"), "up",
+                             "--project", str(project), "--settings", "mysite.settings_live"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("switchyard: the project cannot start: "), errors
+    assert "the project's settings module 'mysite.settings_live' cannot be imported" in errors[0], errors
+    assert not (tmp_path / "run" / "supervisord.conf").exists()
