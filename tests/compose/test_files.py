@@ -78,3 +78,11 @@ def test_every_image_is_built_from_the_same_project(name):
              for service, definition in services.items() if "build" in definition}
     assert set(built) == {"migrate", "web", "asgi", "nginx"}
     assert set(built.values()) == {"${SWITCHYARD_PROJECT:-services/chat}"}
+
+
+def test_env_example_shows_the_shared_defaults_as_they_are():
+    """.env.example lists the shared facts commented out, for reference: each must be defaults.env's value."""
+    shown = dict(re.findall(r"^#(\w+)=(.*)$", (REPO / ".env.example").read_text(), re.MULTILINE))
+    restated = {name: value for name, value in shown.items() if name in FACTS}
+    assert {"WEB_PORT", "ASGI_PORT", "ASGI_DRAIN_TIMEOUT"} <= set(restated), sorted(shown)
+    assert restated == {name: FACTS[name] for name in restated}, "edit defaults.env, then .env.example's comments"
