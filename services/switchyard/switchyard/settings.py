@@ -98,7 +98,7 @@ _apply("ALLOWED_HOSTS", env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0
 # "chat.example.com", ".example.com", "https://chat.example.com"). Every
 # project's WebSocket routes are guarded by it (switchyard.asgi). Never "*" in
 # production: `check --deploy` refuses it.
-_apply("WEBSOCKET_ALLOWED_ORIGINS", env.list("WEBSOCKET_ALLOWED_ORIGINS", default=globals()["ALLOWED_HOSTS"]))
+_apply("WEBSOCKET_ALLOWED_ORIGINS", env.list("WEBSOCKET_ALLOWED_ORIGINS", default=globals().get("ALLOWED_HOSTS", [])))
 if "CSRF_TRUSTED_ORIGINS" in env.ENVIRON:
     _apply("CSRF_TRUSTED_ORIGINS", env.list("CSRF_TRUSTED_ORIGINS"))
 
@@ -179,7 +179,7 @@ _apply("SECURE_SSL_REDIRECT", HTTPS)
 # Preloading HSTS is a per-domain commitment (hstspreload.org): opt in with
 # SECURE_HSTS_PRELOAD=true. Until then Django's reminder (W021) is silenced.
 _apply("SECURE_HSTS_PRELOAD", env.bool("SECURE_HSTS_PRELOAD", default=False))
-if not globals()["SECURE_HSTS_PRELOAD"]:
+if not globals().get("SECURE_HSTS_PRELOAD", False):
     SILENCED_SYSTEM_CHECKS = [*_project_value("SILENCED_SYSTEM_CHECKS", []), "security.W021"]
 
 # --- Static files -----------------------------------------------------------------

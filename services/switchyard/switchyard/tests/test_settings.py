@@ -81,3 +81,15 @@ def test_debug_without_a_key_uses_the_projects_development_key():
     code, values = settings_under({"DEBUG": "true"})
     assert code == 0, values
     assert values["SECRET_KEY"].startswith("django-insecure-")
+
+
+def test_keeping_a_setting_the_project_does_not_define_leaves_djangos_default(tmp_path):
+    """A kept setting the project never set (here ALLOWED_HOSTS, SECURE_HSTS_PRELOAD) is Django's default, not an error."""
+    (tmp_path / "bare_settings.py").write_text(
+        'INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]\nROOT_URLCONF = "bare_settings"\n'
+        "urlpatterns = []\n"
+    )
+    code, values = settings_under({"SECRET_KEY": "k" * 50, "SWITCHYARD_PROJECT_SETTINGS": "bare_settings",
+                                   "SWITCHYARD_KEEP_SETTINGS": "ALLOWED_HOSTS,SECURE_HSTS_PRELOAD"}, cwd=tmp_path)
+    assert code == 0, values
+    assert values["ALLOWED_HOSTS"] == "[]" and values["WEBSOCKET_ALLOWED_ORIGINS"] == "[]"
