@@ -4,7 +4,12 @@ import pytest
 # asserted: an exception escaped the application, or daphne had to kill a
 # consumer that did not end after its socket closed (docs/reliability.md,
 # "Channel layer receive").
-WORKER_LOG_DEFECTS = ("Exception inside application", "took too long to shut down and was killed")
+# (daphne's and uvicorn's wording of an escaped exception.)
+WORKER_LOG_DEFECTS = ("Exception inside application", "Exception in ASGI application",
+                      "took too long to shut down and was killed")
+# Fixtures of tests/stack that are a running native stack: the chat example's
+# shared one, and the liveboard and tutorial projects'.
+NATIVE_STACK_FIXTURES = ("stack", "liveboard", "tutorial")
 
 
 def pytest_collection_modifyitems(items):
@@ -15,11 +20,12 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def worker_logs_stay_clean(request):
-    """Fail a test that uses the shared ``stack`` if its ASGI workers logged a defect meanwhile."""
-    if "stack" not in request.fixturenames:
+    """Fail a test that uses a native stack (any project's) if its ASGI workers logged a defect meanwhile."""
+    names = [name for name in NATIVE_STACK_FIXTURES if name in request.fixturenames]
+    if not names:
         yield
         return
-    log_dir = request.getfixturevalue("stack").log_dir
+    log_dir = request.getfixturevalue(names[0]).log_dir
     sizes = {path: path.stat().st_size for path in log_dir.glob("asgi-*.log")}
     yield
     found = []

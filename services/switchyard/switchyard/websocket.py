@@ -62,15 +62,37 @@ class ConnectionLog:
 
     ASGI middleware around any application (a consumer, a router). Event
     records: ``{"event": "upgrade", "path": ..., "client": ..., "worker": "host:pid"}``.
+
+    A send on a socket the client already closed raises an ``OSError``
+    subclass (ASGI spec 2.4: uvicorn's ``ClientDisconnected``, daphne's
+    :class:`switchyard.daphne_server.ClientDisconnected`). A project's consumer
+    that sends to its group as a member leaves (the Channels tutorial's shape)
+    does not catch it, and the server would log "Exception inside
+    application" with a traceback for an ordinary race. When that error
+    comes from this socket's own ``send``, the connection ends quietly with
+    one ``gone`` record; any other exception propagates unchanged.
     """
 
     def __init__(self, application):
         self.application = application
 
     async def __call__(self, scope, receive, send):
+        failed_send = None
+
         async def logged_send(message):
+            nonlocal failed_send
             if message.get("type") == "websocket.accept":
                 log_connection("upgrade", scope, worker=worker_id())
-            await send(message)
+            try:
+                await send(message)
+            except OSError as exc:
+                failed_send = exc
+                raise
 
-        return await self.application(scope, receive, logged_send)
+        try:
+            return await self.application(scope, receive, logged_send)
+        except OSError as exc:
+            if scope["type"] != "websocket" or failed_send is None or exc is not failed_send:
+                raise
+            log_connection("gone", scope, reason="send after the client left")
+            return None
