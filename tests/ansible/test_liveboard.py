@@ -21,6 +21,7 @@ import requests
 
 from tests.clients import json_socket
 from tests.conftest import LIVEBOARD_PROJECT
+from tests.stack.test_your_project import append, drop_line
 from tests.stack.test_liveboard import (  # noqa: F401 - the same tests, against server1
     test_liveboard_foreign_origin_is_refused,
     test_liveboard_positions_reach_every_socket,
@@ -127,14 +128,6 @@ def test_a_project_from_git_at_a_version_and_subdirectory(site, tmp_path):
     assert ".git" not in on_host(site, "ls", "-a", f"{directory}/project").split()
     posted = requests.post(f"{site.base_url}/api/readings/", json={"sensor": "git.deploy", "value": 1}, timeout=10)
     assert posted.status_code == 202, posted.text
-
-
-def append(path, text):
-    path.write_text(path.read_text() + text)
-
-
-def drop_line(path, start):
-    path.write_text("".join(line for line in path.read_text().splitlines(True) if not line.startswith(start)))
 
 
 # The three ways a project cannot start (issue: an import error in its settings, no
