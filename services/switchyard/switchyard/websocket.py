@@ -67,32 +67,34 @@ class ConnectionLog:
     subclass (ASGI spec 2.4: uvicorn's ``ClientDisconnected``, daphne's
     :class:`switchyard.daphne_server.ClientDisconnected`). A project's consumer
     that sends to its group as a member leaves (the Channels tutorial's shape)
-    does not catch it, and the server would log "Exception inside
-    application" with a traceback for an ordinary race. When that error
-    comes from this socket's own ``send``, the connection ends quietly with
-    one ``gone`` record; any other exception propagates unchanged.
+    does not catch it: the exception would end the consumer before it reads
+    the ``websocket.disconnect`` already queued for it, so its
+    ``disconnect()`` and Channels' ``group_discard`` would never run, and the
+    server would log "Exception inside application" for an ordinary race.
+    Here such a send is dropped instead (the client is gone; nothing can
+    reach it), with one ``gone`` record per connection; the consumer then
+    receives the disconnect and cleans up as usual. Every other message, and
+    every exception of the application, passes unchanged.
     """
 
     def __init__(self, application):
         self.application = application
 
     async def __call__(self, scope, receive, send):
-        failed_send = None
+        gone = False
 
         async def logged_send(message):
-            nonlocal failed_send
+            nonlocal gone
             if message.get("type") == "websocket.accept":
                 log_connection("upgrade", scope, worker=worker_id())
+            if gone:
+                return
             try:
                 await send(message)
-            except OSError as exc:
-                failed_send = exc
-                raise
+            except OSError:
+                if scope["type"] != "websocket":
+                    raise
+                gone = True
+                log_connection("gone", scope, reason="send after the client left", dropped=message.get("type"))
 
-        try:
-            return await self.application(scope, receive, logged_send)
-        except OSError as exc:
-            if scope["type"] != "websocket" or failed_send is None or exc is not failed_send:
-                raise
-            log_connection("gone", scope, reason="send after the client left")
-            return None
+        return await self.application(scope, receive, logged_send)
