@@ -19,8 +19,9 @@ import uuid
 import pytest
 import requests
 
+from tests.ansible.conftest import first_handshake
 from tests.clients import json_socket
-from tests.conftest import LIVEBOARD_PROJECT
+from tests.conftest import FIGURES, LIVEBOARD_PROJECT
 from tests.stack.test_your_project import append, drop_line
 from tests.stack.test_liveboard import (  # noqa: F401 - the same tests, against server1
     test_liveboard_foreign_origin_is_refused,
@@ -29,6 +30,12 @@ from tests.stack.test_liveboard import (  # noqa: F401 - the same tests, against
 )
 
 pytestmark = pytest.mark.ansible
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warmed_up(site):
+    """One location socket through server1 before the tests (tests.ansible.conftest.first_handshake)."""
+    FIGURES.append(first_handshake(lambda: json_socket(site.base_url, "/ws/location/", verify=site.verify)))
 
 # What the role leaves out of a packed project (app_project_exclude's usual suspects).
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3*", "staticfiles", ".venv")

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.ansible.conftest import first_handshake
+from tests.conftest import FIGURES
 from tests.chatload import run_load
-from tests.clients import HttpProbe
+from tests.clients import ChatClient, HttpProbe
 from tests.stack.test_chat import room_name
 from tests.stack.test_http import (  # noqa: F401 - the same tests, against lb1
     test_api_post_without_csrf_is_refused,
@@ -26,6 +28,13 @@ from tests.stack.test_http import (  # noqa: F401 - the same tests, against lb1
 pytestmark = pytest.mark.ansible
 
 CLIENTS, RATE = 12, 10.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warmed_up(site, chat_users):
+    """One chat socket through lb1 before the tests (tests.ansible.conftest.first_handshake)."""
+    client = ChatClient(site.base_url, "alice", chat_users["alice"], verify=site.verify).login()
+    FIGURES.append(first_handshake(lambda: client.socket(room_name())))
 
 
 def test_plain_http_redirects_to_https(site):
