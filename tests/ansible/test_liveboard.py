@@ -35,7 +35,9 @@ pytestmark = pytest.mark.ansible
 @pytest.fixture(scope="module", autouse=True)
 def warmed_up(site):
     """One location socket through server1 before the tests (tests.ansible.conftest.first_handshake)."""
-    FIGURES.append(first_handshake(lambda: json_socket(site.base_url, "/ws/location/", verify=site.verify)))
+    with pytest.MonkeyPatch.context() as patch:  # as trust_the_load_balancer does for each test
+        patch.setenv("REQUESTS_CA_BUNDLE", site.verify)
+        FIGURES.append(first_handshake(lambda: json_socket(site.base_url, "/ws/location/", verify=site.verify)))
 
 # What the role leaves out of a packed project (app_project_exclude's usual suspects).
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3*", "staticfiles", ".venv")

@@ -33,8 +33,10 @@ CLIENTS, RATE = 12, 10.0
 @pytest.fixture(scope="module", autouse=True)
 def warmed_up(site, chat_users):
     """One chat socket through lb1 before the tests (tests.ansible.conftest.first_handshake)."""
-    client = ChatClient(site.base_url, "alice", chat_users["alice"], verify=site.verify).login()
-    FIGURES.append(first_handshake(lambda: client.socket(room_name())))
+    with pytest.MonkeyPatch.context() as patch:  # as trust_the_load_balancer does for each test
+        patch.setenv("REQUESTS_CA_BUNDLE", site.verify)
+        client = ChatClient(site.base_url, "alice", chat_users["alice"], verify=site.verify).login()
+        FIGURES.append(first_handshake(lambda: client.socket(room_name())))
 
 
 def test_plain_http_redirects_to_https(site):
