@@ -116,7 +116,7 @@ def first_handshake(open_socket, budget=60.0):
 
     ``open_socket()`` returns a context manager that opens a socket (with its
     own 10 s handshake timeout). Known open issue (docs/testing.md, "Ansible"):
-    in about one Molecule verify of five, the *first* handshake after a
+    in two Molecule verifies of about eleven, the *first* handshake after a
     converge or an in-place deploy got no answer within 10 s, while every
     later one in the run succeeded; the cause is not found yet. This makes
     that first handshake a measured figure instead of a failed test: it is
