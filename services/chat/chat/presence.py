@@ -33,9 +33,10 @@ import logging
 import time
 import weakref
 
-import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
+
+from switchyard import redis_connections
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Presence:
     """
 
     def __init__(self, redis_url, ttl, heartbeat, prefix, on_change, announce_interval=1.0):
-        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.redis = redis_connections.async_client(redis_url)
         self.ttl = ttl
         self.heartbeat = heartbeat
         self.prefix = prefix
@@ -65,6 +66,13 @@ class Presence:
         self.announce_interval = announce_interval  # seconds
         self.local = {}  # room -> set of members held by this process
         self.sockets = {}  # channel name -> username, for the per-user socket sets
+        # Removals that failed because Redis was unreachable (a socket closed
+        # during an outage or a failover): retried by every heartbeat until
+        # done, so the per-user cap and the room lists do not count closed
+        # sockets for a whole TTL after Redis is back (a replica promoted by
+        # Sentinel still holds them).
+        self.unreleased = {}  # channel name -> username
+        self.unlisted = {}  # room -> set of members
         self._task = None
         self._announcing = {}  # room -> True when it changed again since its last announcement
         self._announcers = set()  # their tasks (the loop keeps weak references only)
@@ -98,9 +106,14 @@ class Presence:
         return True
 
     async def release(self, username, channel_name):
-        """Unregister one socket of ``username``."""
+        """Unregister one socket of ``username``; when Redis cannot be reached, raise and retry at each heartbeat."""
         self.sockets.pop(channel_name, None)
-        await self.redis.zrem(self.user_key(username), channel_name)
+        try:
+            await self.redis.zrem(self.user_key(username), channel_name)
+        except (RedisError, OSError):
+            self.unreleased[channel_name] = username
+            self._ensure_heartbeat()
+            raise
 
     async def join(self, room, username, channel_name):
         """Add one socket to a room; return the room's users (sorted list of str)."""
@@ -120,7 +133,12 @@ class Presence:
         members.discard(name)
         if not members:
             self.local.pop(room, None)
-        await self.redis.zrem(self.key(room), name)
+        try:
+            await self.redis.zrem(self.key(room), name)
+        except (RedisError, OSError):
+            self.unlisted.setdefault(room, set()).add(name)
+            self._ensure_heartbeat()
+            raise
         return await self.users(room)
 
     async def users(self, room):
@@ -139,6 +157,20 @@ class Presence:
         rooms = [(room, sorted(members)) for room, members in self.local.items() if members]
         now = time.time()
         sockets = list(self.sockets.items())
+        unreleased, unlisted = dict(self.unreleased), {room: set(names) for room, names in self.unlisted.items()}
+        if unreleased or unlisted:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for channel_name, username in unreleased.items():
+                    pipe.zrem(self.user_key(username), channel_name)
+                for room, names in unlisted.items():
+                    pipe.zrem(self.key(room), *names)
+                await pipe.execute()
+            for channel_name in unreleased:
+                self.unreleased.pop(channel_name, None)
+            for room, names in unlisted.items():
+                self.unlisted[room] -= names
+                if not self.unlisted[room]:
+                    del self.unlisted[room]
         async with self.redis.pipeline(transaction=False) as pipe:
             for channel_name, username in sockets:
                 pipe.zadd(self.user_key(username), {channel_name: now + self.ttl})
@@ -190,7 +222,7 @@ class Presence:
 
     async def _heartbeat(self):
         """Refresh every ``heartbeat`` seconds while this process holds sockets; then end."""
-        while self.local or self.sockets:
+        while self.local or self.sockets or self.unreleased or self.unlisted:
             await asyncio.sleep(self.heartbeat)
             try:
                 changed = await self.refresh()
@@ -216,7 +248,7 @@ def tracker(on_change):
     loop = asyncio.get_running_loop()
     presence = _trackers.get(loop)
     if presence is None:
-        prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "switchyard")
+        prefix = redis_connections.key_prefix_setting()
         presence = Presence(settings.REDIS_URL, settings.PRESENCE_TTL, settings.PRESENCE_HEARTBEAT, prefix, on_change,
                             settings.PRESENCE_ANNOUNCE_INTERVAL)
         _trackers[loop] = presence

@@ -15,9 +15,11 @@ import weakref
 
 from django.conf import settings
 from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
+
+from switchyard import redis_connections
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,7 @@ class RateLimits:
         self.per_user = parse(per_user)
         self.tolerance = parse(f"{tolerance}/minute")
         self.local = MovingWindowRateLimiter(MemoryStorage())
-        self.shared = MovingWindowRateLimiter(
-            RedisStorage("async+" + redis_url, implementation="redispy", key_prefix="switchyard-ratelimit")
-        )
+        self.shared = MovingWindowRateLimiter(redis_connections.limits_storage(redis_url))
 
     async def allow(self, username, channel_name):
         """Count one message; return True when both limits allow it, False when either is exceeded.

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
+from switchyard import redis_connections
 from switchyard.project import ProjectError, load_application
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
@@ -73,17 +74,23 @@ def check_message_size_limit(app_configs=None, **kwargs):
 
 @register(Tags.security, deploy=True)
 def check_redis_password(app_configs=None, **kwargs):
-    """E005: outside DEBUG, every Redis URL (``REDIS_URL``, the layer's hosts) must carry a password."""
-    urls = [settings.REDIS_URL]
-    for host in settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {}).get("hosts", []):
-        urls.append(host["address"] if isinstance(host, dict) else host)
+    """E005: outside DEBUG, every Redis URL (``REDIS_URL``, the layer's hosts, Sentinel ones too) must carry a password."""
     if settings.DEBUG:
         return []
-    missing = [url for url in urls if isinstance(url, str) and not urlsplit(url).password]
+    missing = []
+    if not redis_connections.parse_url(settings.REDIS_URL).password:
+        missing.append(settings.REDIS_URL)
+    for host in settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {}).get("hosts", []):
+        if isinstance(host, dict) and "address" not in host:  # the Sentinel or host/port form
+            if not host.get("password"):
+                missing.append(host)
+        elif isinstance(host, (str, dict)) and not urlsplit(host if isinstance(host, str) else host["address"]).password:
+            missing.append(host)
     if missing:
         return [Error(
             "A Redis URL has no password: anyone who reaches Redis can read and inject channel-layer messages.",
-            hint="Use redis://:<password>@host:6379/0 and requirepass (or an ACL user) on the server.",
+            hint="Use redis://:<password>@host:6379/0 (or redis+sentinel://:<password>@...) and requirepass "
+                 "(or an ACL user) on the server.",
             id="switchyard.E005",
         )]
     return []

@@ -1,7 +1,8 @@
 """``GET /healthz``: whether this process can reach its dependencies.
 
 Answers 200 ``{"status": "ok", "checks": {...}}`` only while both the database
-and Redis answer; otherwise 503 with ``"status": "unavailable"`` and, per
+and Redis answer (``REDIS_URL``'s primary and every other channel-layer
+shard); otherwise 503 with ``"status": "unavailable"`` and, per
 dependency, ``"ok"`` or the name of the error. Load balancers, compose
 healthchecks and the native launcher all poll it.
 
@@ -16,20 +17,17 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-# Seconds a Redis probe may take before the dependency counts as down.
-REDIS_TIMEOUT = 1.0
+from switchyard import redis_connections
 
-_redis_client = None
+_redis_clients = {}
 
 
-def _redis():
-    """Return a process-wide Redis client for ``settings.REDIS_URL`` (lazily made)."""
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
-        )
-    return _redis_client
+def _redis(url):
+    """Return this process's ``redis.Redis`` for ``url`` (made on first use, :data:`redis_connections.HEALTH_TIMEOUT`)."""
+    client = _redis_clients.get(url)
+    if client is None:
+        client = _redis_clients[url] = redis_connections.sync_client(url, timeout=redis_connections.HEALTH_TIMEOUT)
+    return client
 
 
 def check_database():
@@ -44,22 +42,34 @@ def check_database():
     return "ok"
 
 
-def check_redis():
-    """Send ``PING`` to Redis; return ``"ok"`` or the error's class name."""
+def check_redis(url=None):
+    """Send ``PING`` to the Redis of ``url`` (default ``REDIS_URL``; through the sentinels for a Sentinel URL).
+
+    Returns ``"ok"`` or the error's class name (str).
+    """
     try:
-        _redis().ping()
+        _redis(url or settings.REDIS_URL).ping()
     except redis.RedisError as exc:
         return type(exc).__name__
     return "ok"
 
 
+def checks():
+    """Return ``{dependency: "ok" or error name}``: the database, ``REDIS_URL``, and each other channel-layer shard."""
+    results = {"database": check_database(), "redis": check_redis()}
+    shards = [url for url in settings.CHANNEL_LAYER_REDIS_URLS if url != settings.REDIS_URL]
+    for index, url in enumerate(shards, start=1):
+        results[f"channel_layer_shard_{index}"] = check_redis(url)
+    return results
+
+
 @never_cache
 def healthz(request):
     """Answer 200 when the database and Redis both answer, else 503 (JSON body)."""
-    checks = {"database": check_database(), "redis": check_redis()}
-    healthy = all(result == "ok" for result in checks.values())
+    results = checks()
+    healthy = all(result == "ok" for result in results.values())
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        {"status": "ok" if healthy else "unavailable", "checks": results},
         status=200 if healthy else 503,
     )
 

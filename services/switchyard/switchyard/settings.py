@@ -41,6 +41,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from switchyard import redis_connections
 from switchyard.defaults import env as _env
 from switchyard.project import ProjectError, settings_module
 
@@ -134,7 +135,18 @@ if "DATABASES" not in KEEP and "default" in globals().get("DATABASES", {}):
 
 # --- Redis and the channel layer ---------------------------------------------
 
+# One Redis server (redis://) or a Sentinel-managed primary (redis+sentinel://);
+# switchyard.redis_connections parses it and makes every client.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The channel layer's shards (URLs of either form separated by spaces: a
+# Sentinel URL holds commas): several independent Redis servers, channels and
+# groups spread by consistent hashing. Default: REDIS_URL alone.
+CHANNEL_LAYER_REDIS_URLS = env.str("CHANNEL_LAYER_REDIS_URLS", default="").split() or [REDIS_URL]
+try:
+    redis_connections.parse_url(REDIS_URL)
+    _layer_hosts = redis_connections.channel_layer_hosts(CHANNEL_LAYER_REDIS_URLS)
+except redis_connections.RedisURLError as exc:
+    raise ImproperlyConfigured(f"REDIS_URL / CHANNEL_LAYER_REDIS_URLS: {exc}") from None
 
 _apply(
     "CHANNEL_LAYERS",
@@ -146,10 +158,8 @@ _apply(
             # (Redis pub/sub; ignores capacity and expiry). scripts/bench compares them.
             "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="switchyard.layers.RedisChannelLayer"),
             "CONFIG": {
-                # redis-py 8 reads with a 5 s socket timeout by default, the same
-                # as channels_redis' 5 s BZPOPMIN: idle receives then fail with
-                # "Timeout reading". Read timeout above the blocking pop; connect fast.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 3}],
+                # One entry per shard; timeouts in switchyard.redis_connections.
+                "hosts": _layer_hosts,
                 # Messages waiting per channel before channels_redis drops new ones.
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
                 # Seconds an undelivered message lives in Redis.
