@@ -6,6 +6,7 @@ enter in ``chat.access``, rate limits in ``chat.ratelimits``. The frames and
 close codes are written down in ``docs/protocol.md``.
 """
 
+import functools
 import logging
 from urllib.parse import parse_qs
 
@@ -151,18 +152,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if getattr(self, "left", False):
             return
         self.left = True
-        try:
-            for group in self.groups_joined:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            if self.claimed:
-                await self.presence.release(self.username, self.channel_name)
-                await rate_limits().forget(self.channel_name)
-            if self.joined:
-                await self.presence.leave(self.room, self.username, self.channel_name)
-                self.presence.changed(self.room)
-        except REDIS_ERRORS as exc:
-            # Presence entries expire on their own (PRESENCE_TTL); nothing is lost.
-            logger.warning("leaving room %s without Redis: %s", self.room, exc)
+        # Each step on its own: one failing (Redis lost) must not skip the
+        # others. Presence retries its removals at each heartbeat; group
+        # memberships expire with channels_redis' group_expiry.
+        if self.claimed:
+            await rate_limits().forget(self.channel_name)  # memory only
+        steps = [functools.partial(self.channel_layer.group_discard, group, self.channel_name)
+                 for group in self.groups_joined]
+        if self.claimed:
+            steps.append(functools.partial(self.presence.release, self.username, self.channel_name))
+        if self.joined:
+            steps.append(self._leave_presence)
+        for step in steps:
+            try:
+                await step()
+            except REDIS_ERRORS as exc:
+                logger.warning("leaving room %s without Redis: %s", self.room, exc)
+
+    async def _leave_presence(self):
+        await self.presence.leave(self.room, self.username, self.channel_name)
+        self.presence.changed(self.room)
 
     async def receive(self, text_data=None, bytes_data=None):
         if text_data is None:

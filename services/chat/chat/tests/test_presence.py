@@ -71,3 +71,38 @@ async def test_a_burst_of_joins_is_announced_once_at_once_and_once_after_the_int
 
 async def _record(announced, room, users):
     announced.append((room, users))
+
+
+async def test_removals_that_fail_without_redis_are_retried_by_the_heartbeat(live_redis):
+    """A socket closed while Redis refused writes (an outage, a Sentinel failover) stops counting once Redis is back.
+
+    Redis refuses ZREM through an ACL for a moment: a real error from a real
+    server, as a lost or read-only primary gives. Without the retry the
+    closed socket would count against the per-user cap for the whole TTL.
+    """
+    import redis as redis_py
+
+    from redis.exceptions import RedisError
+
+    admin = redis_py.Redis.from_url(live_redis)
+    tabs = worker(live_redis, [], ttl=30, heartbeat=0.2)
+    assert await tabs.claim("alice", "tab-1", cap=1)
+    await tabs.join("lobby", "alice", "tab-1")
+    admin.execute_command("ACL", "SETUSER", "default", "-zrem")
+    try:
+        with pytest.raises(RedisError):
+            await tabs.release("alice", "tab-1")
+        with pytest.raises(RedisError):
+            await tabs.leave("lobby", "alice", "tab-1")
+        await asyncio.sleep(0.5)  # heartbeats fail meanwhile and keep the removals
+        assert tabs.unreleased == {"tab-1": "alice"} and tabs.unlisted == {"lobby": {"alice|tab-1"}}
+    finally:
+        admin.execute_command("ACL", "SETUSER", "default", "+zrem")
+    for _ in range(50):
+        if not tabs.unreleased and not tabs.unlisted:
+            break
+        await asyncio.sleep(0.05)
+    assert tabs.unreleased == {} and tabs.unlisted == {}
+    assert await tabs.users("lobby") == []
+    assert await tabs.claim("alice", "tab-2", cap=1)  # the closed tab no longer counts
+    await tabs.close()
