@@ -47,6 +47,7 @@ class Figures:
     """
 
     clients: int = 0
+    idle: int = 0
     workers: int = 0
     sent: int = 0
     stored: int = 0
@@ -62,7 +63,7 @@ class Figures:
         """One line for people: ``name: sent=… lost=… …``."""
         codes = ",".join(f"{code}x{count}" for code, count in sorted(self.close_codes.items())) or "-"
         return (
-            f"{name}: clients={self.clients} worker_processes={self.workers} sent={self.sent} stored={self.stored} "
+            f"{name}: clients={self.clients} idle={self.idle} worker_processes={self.workers} sent={self.sent} stored={self.stored} "
             f"received={self.received} lost={self.lost} duplicates_dropped={self.duplicates_dropped} "
             f"unacknowledged={self.unacknowledged} reconnects={self.reconnects} "
             f"max_reconnect={self.max_reconnect:.2f}s close_codes={codes}"
@@ -89,6 +90,9 @@ class LoadClient:
         self.users = None  # the last presence frame's users
         self.connection = None
         self.connected = asyncio.Event()
+        self.connected_at = None  # time.monotonic() of the last welcome
+        # (arrival, connected_at) of every live message frame, time.monotonic() seconds
+        self.arrivals = []
 
     def _accept(self, message):
         if message["offset"] <= self.offset:
@@ -124,9 +128,11 @@ class LoadClient:
                                 self.reconnect_times.append(time.monotonic() - lost_at)
                                 lost_at = None
                             delays = reconnect_delays()
+                            self.connected_at = time.monotonic()
                             self.connection = connection
                             self.connected.set()
                         elif frame["type"] == "message":
+                            self.arrivals.append((time.monotonic(), self.connected_at))
                             self._accept(frame)
                         elif frame["type"] == "presence":
                             self.users = frame["users"]
@@ -160,7 +166,7 @@ class LoadClient:
 
 
 async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0, fault=None, fault_at=3.0,
-                   settle=20.0, fetch_stored=None, ssl=None, send_until_fault_done=False):
+                   settle=20.0, fetch_stored=None, ssl=None, send_until_fault_done=False, idle=0, clients_out=None):
     """Run ``clients`` reconnecting clients in ``room`` for ``duration`` seconds; return :class:`Figures`.
 
     ``cookies``: list of ``Cookie`` header values, used round-robin.
@@ -172,9 +178,16 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
     (the ground truth), e.g. through the API. ``ssl``: see :class:`LoadClient`.
     ``send_until_fault_done``: keep sending past ``duration`` until the fault
     has finished (a deploy whose length is not known in advance).
+    ``idle``: further clients in the room that never send (they only read).
+    ``clients_out``: a list the :class:`LoadClient` objects are appended to,
+    for figures of a test's own (e.g. ``arrivals``).
     """
     stop = asyncio.Event()
-    load_clients = [LoadClient(base_url, cookies[i % len(cookies)], room, f"client-{i}", ssl) for i in range(clients)]
+    load_clients = [LoadClient(base_url, cookies[i % len(cookies)], room, f"client-{i}", ssl)
+                    for i in range(clients + idle)]
+    posting = load_clients[:clients]
+    if clients_out is not None:
+        clients_out.extend(load_clients)
     tasks = []
     for client in load_clients:  # one at a time, so least_conn spreads them evenly
         tasks.append(asyncio.create_task(client.run(stop)))
@@ -187,7 +200,7 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
         while time.monotonic() - started < duration or (
                 send_until_fault_done and fault_task is not None and not fault_task.done()):
             body = f"load-{next(counter)}"
-            if await random.choice(load_clients).send(body):
+            if await random.choice(posting).send(body):
                 sent_bodies.append(body)
             await asyncio.sleep(1 / rate)
 
@@ -227,6 +240,7 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
     reconnect_times = [t for c in load_clients for t in c.reconnect_times]
     return Figures(
         clients=clients,
+        idle=idle,
         workers=len(set().union(*(c.workers for c in load_clients))),
         sent=len(sent_bodies),
         stored=len(stored),

@@ -69,8 +69,9 @@ def native_stack(run_dir, project=CHAT_PROJECT, server="daphne", **config):
     ``config`` overrides further :class:`StackConfig` fields.
     """
     web, redis, nginx, *asgi = free_ports(5)
-    return NativeStack(StackConfig(port=nginx, web_port=web, asgi_ports=asgi, asgi_server=server, redis_port=redis,
-                                   run_dir=run_dir, drain_timeout=5, project=Project.find(project), **config))
+    fields = dict(port=nginx, web_port=web, asgi_ports=asgi, asgi_server=server, redis_port=redis,
+                  run_dir=run_dir, drain_timeout=5, project=Project.find(project))
+    return NativeStack(StackConfig(**{**fields, **config}))
 
 
 @pytest.fixture(scope="session", params=["daphne", "uvicorn"])

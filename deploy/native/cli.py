@@ -15,6 +15,8 @@ from deploy.native.stack import NativeStack
 def _config_from_args(args):
     if not 1 <= args.asgi_workers <= 64:
         raise StackError("--asgi-workers must be between 1 and 64")
+    if not 1 <= args.redis_shards <= 16:
+        raise StackError("--redis-shards must be between 1 and 16")
     return StackConfig(
         port=args.port,
         host=args.host,
@@ -23,6 +25,8 @@ def _config_from_args(args):
         asgi_server=args.asgi_server,
         redis_port=args.redis_port,
         redis_url=os.environ.get("REDIS_URL") or None,
+        redis_ha=args.redis_ha,
+        redis_shard_ports=[args.redis_port + 2 + i for i in range(args.redis_shards - 1)],
         run_dir=Path(args.run_dir),
         project=Project.find(args.project, args.settings),
     )
@@ -91,6 +95,11 @@ def main(argv=None):
     p_up.add_argument("--asgi-base-port", type=int, default=FACTS.int("ASGI_PORT"),
                       help="first ASGI worker port (default %(default)s)")
     p_up.add_argument("--redis-port", type=int, default=6380, help="Redis port (default 6380; ignored with REDIS_URL)")
+    p_up.add_argument("--redis-ha", action="store_true",
+                      help="also run a replica (port +1) and three sentinels (ports +20000..+20002); "
+                           "clients find the primary through them")
+    p_up.add_argument("--redis-shards", type=int, default=1, metavar="N",
+                      help="Redis servers for the channel layer (default 1; the others on ports +2, +3, ...)")
     p_up.add_argument("--timeout", type=int, default=90, help="seconds to wait for readiness (default 90)")
     sub.add_parser("status", help="supervisorctl status of a running stack")
     p_logs = sub.add_parser("logs", help="show the log of one process (or list them)")

@@ -71,7 +71,9 @@ class StackConfig:
 
     Ports are TCP ports on 127.0.0.1 (ints). ``asgi_ports`` has one entry per
     ASGI worker. ``redis_url`` set means "use that Redis" and no Redis is
-    started. ``extra_env`` adds or overrides environment variables of every
+    started; otherwise ``redis_ha`` adds a replica and three sentinels
+    (``redis_replica_port``, ``sentinel_ports``) and ``redis_shard_ports``
+    further Redis servers that only the channel layer uses. ``extra_env`` adds or overrides environment variables of every
     Django process (settings, see ``.env.example``). ``drain_timeout``
     is in seconds. ``project`` is the :class:`Project` served (default: the
     bundled chat example).
@@ -84,6 +86,14 @@ class StackConfig:
     asgi_server: str = "daphne"
     redis_port: int = 6380
     redis_url: str = None
+    # Redis HA (--redis-ha): a replica of the Redis at redis_port and three
+    # sentinels watching it; every client then finds the primary through them.
+    redis_ha: bool = False
+    redis_replica_port: int = None  # default redis_port + 1
+    sentinel_ports: list = None  # default redis_port + 20000, +20001, +20002
+    # Further independent Redis servers for the channel layer only (its shards,
+    # --redis-shards N starts N - 1 of them next to the main one).
+    redis_shard_ports: list = field(default_factory=list)
     run_dir: Path = DEFAULT_RUN_DIR
     drain_timeout: int = field(default_factory=lambda: FACTS.int("ASGI_DRAIN_TIMEOUT"))
     extra_env: dict = field(default_factory=dict)
@@ -93,6 +103,12 @@ class StackConfig:
     # "one daphne serves everything" shape, for comparisons only.
     single_process: bool = False
     project: Project = field(default_factory=lambda: Project.find(CHAT_PROJECT))
+
+    def __post_init__(self):
+        if self.redis_ha and self.redis_replica_port is None:
+            self.redis_replica_port = self.redis_port + 1
+        if self.redis_ha and self.sentinel_ports is None:
+            self.sentinel_ports = [self.redis_port + 20000 + i for i in range(3)]
 
     @property
     def url(self):

@@ -36,11 +36,60 @@ def render_nginx(config, run_dir, log_dir, env):
     )
 
 
-def render_redis(run_dir, password):
-    """Write ``run_dir/redis.conf`` (mode 0600) holding the password, so that ``ps`` never shows it."""
-    redis_conf = run_dir / "redis.conf"
-    redis_conf.write_text(f"requirepass {password}\n")
-    redis_conf.chmod(0o600)
+def redis_conf(password, replica_of=None):
+    """Return a Redis data node's configuration (str): ``password`` for clients and for its primary.
+
+    ``replica_of`` is ``(host, port)`` for a replica. ``masterauth`` is set on
+    the primary too: after a failover it is made a replica of the new one.
+    """
+    lines = [f"requirepass {password}", f"masterauth {password}"]
+    if replica_of:
+        lines.append(f"replicaof {replica_of[0]} {replica_of[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_conf(port, primary, password, facts, bind="127.0.0.1"):
+    """Return a sentinel's configuration (str) watching ``primary`` (``(host, port)``) on TCP ``port``.
+
+    Name, quorum, ``down-after-milliseconds`` and ``failover-timeout`` are the
+    ``REDIS_SENTINEL_*`` facts of ``defaults.env`` (``facts``: a
+    ``switchyard.defaults`` Env). ``password`` is the data nodes' and the
+    sentinels' own (``requirepass``, ``sentinel-pass`` between sentinels).
+    Sentinel rewrites the file as it learns the topology, so it must be writable.
+    """
+    name = facts.str("REDIS_SENTINEL_MASTER")
+    return "\n".join([
+        f"port {port}",
+        f"bind {bind}",
+        f"requirepass {password}",
+        f"sentinel sentinel-pass {password}",
+        f"sentinel monitor {name} {primary[0]} {primary[1]} {facts.int('REDIS_SENTINEL_QUORUM')}",
+        f"sentinel auth-pass {name} {password}",
+        f"sentinel down-after-milliseconds {name} {facts.int('REDIS_SENTINEL_DOWN_AFTER_MS')}",
+        f"sentinel failover-timeout {name} {facts.int('REDIS_SENTINEL_FAILOVER_TIMEOUT_MS')}",
+        f"sentinel parallel-syncs {name} 1",
+    ]) + "\n"
+
+
+def _private(path, text):
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def render_redis(config, run_dir, password, facts):
+    """Write the Redis configs (mode 0600, so ``ps`` never shows the password) of ``config`` into ``run_dir``.
+
+    ``redis.conf`` always; with ``config.redis_ha`` also ``redis-replica.conf``
+    and ``sentinel-N.conf`` (N = 1..3); ``redis-shard-N.conf`` per shard port.
+    """
+    _private(run_dir / "redis.conf", redis_conf(password))
+    if config.redis_ha:
+        _private(run_dir / "redis-replica.conf", redis_conf(password, ("127.0.0.1", config.redis_port)))
+        for number, port in enumerate(config.sentinel_ports, start=1):
+            _private(run_dir / f"sentinel-{number}.conf",
+                     sentinel_conf(port, ("127.0.0.1", config.redis_port), password, facts))
+    for number, _ in enumerate(config.redis_shard_ports, start=2):
+        _private(run_dir / f"redis-shard-{number}.conf", redis_conf(password))
 
 
 def render_supervisord(config, run_dir, log_dir):
@@ -64,6 +113,10 @@ def render_supervisord(config, run_dir, log_dir):
             drain_timeout=config.drain_timeout,
             min_fds=open_files_limit(config),
             redis_port=None if config.redis_url else config.redis_port,
+            redis_replica_port=config.redis_replica_port if config.redis_ha and not config.redis_url else None,
+            sentinel_ports=config.sentinel_ports if config.redis_ha and not config.redis_url else [],
+            redis_shard_ports=[] if config.redis_url else config.redis_shard_ports,
+            data_node_autorestart="false" if config.redis_ha else "true",
             redis_server=require_program("redis-server", "redis-server") if not config.redis_url else "",
             nginx=require_program("nginx", "nginx"),
         )

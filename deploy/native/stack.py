@@ -47,6 +47,10 @@ class NativeStack:
         ports.update({f"asgi-{port}": port for port in self.config.asgi_ports})
         if not self.config.redis_url:
             ports["redis"] = self.config.redis_port
+            if self.config.redis_ha:
+                ports["redis-replica"] = self.config.redis_replica_port
+                ports.update({f"sentinel-{n}": port for n, port in enumerate(self.config.sentinel_ports, start=1)})
+            ports.update({f"redis-shard-{n}": port for n, port in enumerate(self.config.redis_shard_ports, start=2)})
         return ports
 
     def _secret(self, name, nbytes=32):
@@ -57,6 +61,14 @@ class NativeStack:
             path.write_text(secrets.token_urlsafe(nbytes))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    def redis_url(self, port=None):
+        """Return the URL (str) of the stack's own Redis at ``port`` (default: the main one, through the sentinels with HA)."""
+        password = self._secret("redis-password")
+        if port is None and self.config.redis_ha:
+            sentinels = ",".join(f"127.0.0.1:{p}" for p in self.config.sentinel_ports)
+            return f"redis+sentinel://:{password}@{sentinels}/{FACTS.str('REDIS_SENTINEL_MASTER')}/0"
+        return f"redis://:{password}@127.0.0.1:{port or self.config.redis_port}/0"
 
     def env(self):
         """Return the environment (dict) of every process of the stack.
@@ -71,10 +83,13 @@ class NativeStack:
         env = {**FACTS.ENVIRON}
         defaults = {
             "DATABASE_URL": f"sqlite:///{self.run_dir / 'db.sqlite3'}",
-            "REDIS_URL": config.redis_url or f"redis://:{self._secret('redis-password')}@127.0.0.1:{config.redis_port}/0",
+            "REDIS_URL": config.redis_url or self.redis_url(),
             "STATIC_ROOT": str(self.run_dir / "static"),
             "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
         }
+        if config.redis_shard_ports and not config.redis_url:
+            defaults["CHANNEL_LAYER_REDIS_URLS"] = " ".join(
+                [defaults["REDIS_URL"]] + [self.redis_url(port) for port in config.redis_shard_ports])
         for key, value in defaults.items():
             env.setdefault(key, value)
         env.update(
@@ -103,14 +118,16 @@ class NativeStack:
 
         Raises :class:`StackError` for a WebSocket prefix nginx cannot route.
         """
-        for sub in ("log", "redis", "nginx-tmp", "static"):
+        redis_dirs = ["redis-replica", *(f"sentinel-{n}" for n in range(1, 4))] if self.config.redis_ha else []
+        redis_dirs += [f"redis-shard-{n}" for n in range(2, len(self.config.redis_shard_ports) + 2)]
+        for sub in ("log", "redis", "nginx-tmp", "static", *redis_dirs):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         try:
             render.render_nginx(self.config, self.run_dir, self.log_dir, self.env())
         except ValueError as exc:
             raise StackError(str(exc)) from exc
         if not self.config.redis_url:
-            render.render_redis(self.run_dir, self._secret("redis-password"))
+            render.render_redis(self.config, self.run_dir, self._secret("redis-password"), FACTS)
         render.render_supervisord(self.config, self.run_dir, self.log_dir)
 
     def manage(self, *args, check=True, capture=False):

@@ -8,8 +8,9 @@ import pytest
 WORKER_LOG_DEFECTS = ("Exception inside application", "Exception in ASGI application",
                       "took too long to shut down and was killed")
 # Fixtures of tests/stack that are a running native stack: the chat example's
-# shared one, and the liveboard and tutorial projects'.
-NATIVE_STACK_FIXTURES = ("stack", "liveboard", "tutorial")
+# shared one, the liveboard and tutorial projects', and the Redis HA and
+# sharded ones (test_redis_ha.py).
+NATIVE_STACK_FIXTURES = ("stack", "liveboard", "tutorial", "ha_stack", "sharded_stack")
 
 
 def pytest_collection_modifyitems(items):
