@@ -31,7 +31,10 @@ PINNED = {"SWITCHYARD_PROJECT": "services/chat", "WEBSOCKET_PATH_PREFIXES": ""}
 
 
 class ComposeStack:
-    """One compose project: ``compose_file`` under ``project``, with ``env`` (dict) for interpolation."""
+    """One compose project: ``compose_file`` (a name, or a list of names: a file and its overrides) under ``project``.
+
+    ``env`` (dict) is for interpolation.
+    """
 
     def __init__(self, compose_file, project, env, base_url, verify=True, env_file=None):
         self.compose_file, self.project, self.base_url, self.verify = compose_file, project, base_url, verify
@@ -40,8 +43,9 @@ class ComposeStack:
 
     def compose(self, *args, check=True, timeout=600):
         """Run ``docker-compose -f FILE -p PROJECT ARGS``; return the CompletedProcess (text)."""
+        files = [self.compose_file] if isinstance(self.compose_file, str) else self.compose_file
         command = [*COMPOSE, *(["--env-file", str(self.env_file)] if self.env_file else []),
-                   "-f", str(REPO / self.compose_file), "-p", self.project, *args]
+                   *(arg for name in files for arg in ("-f", str(REPO / name))), "-p", self.project, *args]
         result = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -125,12 +129,13 @@ def compose_dev():
     yield from running(stack)
 
 
-def prod_stack(work, name, project="services/chat"):
+def prod_stack(work, name, project="services/chat", overrides=()):
     """compose.prod.yaml as compose project ``switchyard-test-NAME`` over TLS, not started.
 
     ``work`` is a fresh directory (Path) for the env file and a self-signed
     pair from scripts/tls-selfsigned; ``project`` the ``SWITCHYARD_PROJECT``
-    (repository-relative str; default: the chat example).
+    (repository-relative str; default: the chat example); ``overrides`` further
+    compose files over compose.prod.yaml (e.g. ``["compose.redis-ha.yaml"]``).
     """
     subprocess.run([str(REPO / "scripts" / "tls-selfsigned"), str(work / "tls"), "localhost"], check=True,
                    capture_output=True)
@@ -154,7 +159,7 @@ def prod_stack(work, name, project="services/chat"):
     )
     env = {**PINNED, "SWITCHYARD_PROJECT": project, "ENV_FILE": str(env_file),
            "APP_IMAGE": f"switchyard-test-{name}-app:latest", "NGINX_APP_IMAGE": f"switchyard-test-{name}-nginx:latest"}
-    stack = ComposeStack("compose.prod.yaml", f"switchyard-test-{name}", env, f"https://127.0.0.1:{https_port}",
+    stack = ComposeStack(["compose.prod.yaml", *overrides], f"switchyard-test-{name}", env, f"https://127.0.0.1:{https_port}",
                          verify=str(work / "tls" / "tls.crt"), env_file=env_file)
     stack.http_port = http_port
     return stack

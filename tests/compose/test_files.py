@@ -86,3 +86,38 @@ def test_env_example_shows_the_shared_defaults_as_they_are():
     restated = {name: value for name, value in shown.items() if name in FACTS}
     assert {"WEB_PORT", "ASGI_PORT", "ASGI_DRAIN_TIMEOUT"} <= set(restated), sorted(shown)
     assert restated == {name: FACTS[name] for name in restated}, "edit defaults.env, then .env.example's comments"
+
+
+def test_redis_ha_override_takes_sentinel_facts_from_defaults_env():
+    """compose.redis-ha.yaml: the sentinels read REDIS_SENTINEL_* from defaults.env; the app's URL restates
+    only the master name and port, which must be defaults.env's; a sentinel and a data node per volume."""
+    document = compose_file("compose.redis-ha.yaml")
+    services = document["services"]
+    sentinels = [name for name in services if name.startswith("sentinel-")]
+    assert len(sentinels) == 3
+    for name in sentinels:
+        assert services[name]["env_file"] == "services/switchyard/switchyard/defaults.env"
+        assert (REPO / services[name]["env_file"]).is_file()
+        command = services[name]["command"][-1]
+        for fact in ("REDIS_SENTINEL_PORT", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_QUORUM",
+                     "REDIS_SENTINEL_DOWN_AFTER_MS", "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS"):
+            assert f"$${fact}" in command, (name, fact)
+    url = services["web"]["environment"]["REDIS_URL"]
+    assert services["asgi"]["environment"]["REDIS_URL"] == url == services["migrate"]["environment"]["REDIS_URL"]
+    found = re.fullmatch(r"redis\+sentinel://:\$\{REDIS_PASSWORD[^}]*\}@(.+)/(\w+)/0", url)
+    assert found, url
+    hosts, master = found.group(1).split(","), found.group(2)
+    assert master == FACTS["REDIS_SENTINEL_MASTER"]
+    addresses = [services[name]["networks"]["backend"]["ipv4_address"] for name in sentinels]
+    assert hosts == [f"{address}:{FACTS['REDIS_SENTINEL_PORT']}" for address in addresses]
+    # Each node announces the address it has; every REDIS_HA_NET default is the same.
+    for name, definition in services.items():
+        if "networks" in definition and name not in ("migrate", "web", "asgi"):
+            assert definition["environment"]["ANNOUNCE_IP"] == definition["networks"]["backend"]["ipv4_address"], name
+    assert len(set(re.findall(r"\$\{REDIS_HA_NET:-([\d.]+)\}", (REPO / "compose.redis-ha.yaml").read_text()))) == 1
+    # Compose 1.29 replaces the backend network's definition: it must stay internal.
+    assert document["networks"]["backend"]["internal"] is True
+    volumes = [definition["volumes"][0].split(":")[0] for definition in services.values() if "volumes" in definition]
+    assert len(set(volumes)) == len(volumes) == 5 and set(volumes) == set(document["volumes"])
+    # 1.29's schema: no v2-only keys here either.
+    assert not {"include", "name"} & set(document)
