@@ -220,8 +220,10 @@ async def test_failover_works_with_one_sentinel_down(ha_stack, report):
         await kill_primary_under_load(ha_stack, report, "kill -9 the Redis primary, one sentinel of 3 down")
     finally:
         await ctl(ha_stack, "start", "sentinel-1")
-    # Bring the killed node back as a replica, so the stack ends whole.
-    primary = await asyncio.to_thread(current_primary, ha_stack)
+    # Bring the killed node back as a replica, so the stack ends whole. The
+    # restarted sentinel names the old primary until the others' hello
+    # messages reach it (every 2 s): healthy_pair waits for them to agree.
+    primary = next(iter(set(masters_seen(ha_stack, ha_stack.config.sentinel_ports[1:]).values())))
     await ctl(ha_stack, "start", _program(ha_stack, next(p for p in data_ports(ha_stack) if p != primary)))
     assert (await healthy_pair(ha_stack))[0] == primary
 
@@ -272,7 +274,7 @@ async def test_messages_cross_workers_over_two_shards(sharded_stack, report):
 
 
 async def test_one_shard_of_two_down(sharded_stack, report):
-    room = f"shard-down-{uuid.uuid4().hex[:8]}"
+    room = rooms_on_each_shard(sharded_stack)[0]  # its group on the main shard, which stays up
     health = {}
 
     async def stop_shard():
@@ -289,7 +291,7 @@ async def test_one_shard_of_two_down(sharded_stack, report):
     assert health["down"]["checks"]["channel_layer_shard_1"] != "ok"
     assert health["down"]["checks"]["redis"] == "ok"
     assert figures.lost == 0  # what was acknowledged (stored) reached every client once the shard was back
-    # A worker whose own channel hashes to the lost shard accepts sockets (the
+    # A worker whose own channel hashes to the lost shard accepts sockets (this
     # room's group is on the live one) and closes them with 1013 as its reader
     # fails: frames sent in between were never stored nor acknowledged, and
     # the client sees that (docs/reliability.md, "Channel-layer shards").

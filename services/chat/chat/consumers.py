@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # (redis-py wraps socket errors in its own ConnectionError/TimeoutError). Not
 # OSError: the ASGI servers raise an OSError subclass for a socket the client
 # closed (uvicorn's ClientDisconnected; switchyard.daphne_server's for daphne).
-REDIS_ERRORS = (RedisError,)
+REDIS_ERRORS = (RedisError, OSError)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):

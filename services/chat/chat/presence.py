@@ -157,20 +157,7 @@ class Presence:
         rooms = [(room, sorted(members)) for room, members in self.local.items() if members]
         now = time.time()
         sockets = list(self.sockets.items())
-        unreleased, unlisted = dict(self.unreleased), {room: set(names) for room, names in self.unlisted.items()}
-        if unreleased or unlisted:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for channel_name, username in unreleased.items():
-                    pipe.zrem(self.user_key(username), channel_name)
-                for room, names in unlisted.items():
-                    pipe.zrem(self.key(room), *names)
-                await pipe.execute()
-            for channel_name in unreleased:
-                self.unreleased.pop(channel_name, None)
-            for room, names in unlisted.items():
-                self.unlisted[room] -= names
-                if not self.unlisted[room]:
-                    del self.unlisted[room]
+        retried = await self._retry_removals()
         async with self.redis.pipeline(transaction=False) as pipe:
             for channel_name, username in sockets:
                 pipe.zadd(self.user_key(username), {channel_name: now + self.ttl})
@@ -184,7 +171,37 @@ class Presence:
         for index, (room, _) in enumerate(rooms):
             if results[index * 3 + 2]:
                 changed[room] = await self.users(room)
+        for room in retried:  # sockets that left during the outage are gone from these lists now
+            if room not in changed:
+                changed[room] = await self.users(room)
         return changed
+
+    async def _retry_removals(self):
+        """Retry the removals that failed without Redis; return the rooms (set) whose lists changed.
+
+        A failure is logged and left for the next heartbeat, so that it never
+        stops the refresh of the live members.
+        """
+        unreleased, unlisted = dict(self.unreleased), {room: set(names) for room, names in self.unlisted.items()}
+        if not unreleased and not unlisted:
+            return set()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for channel_name, username in unreleased.items():
+                    pipe.zrem(self.user_key(username), channel_name)
+                for room, names in unlisted.items():
+                    pipe.zrem(self.key(room), *names)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("presence removals still pending (%d sockets): %s", len(unreleased) + len(unlisted), exc)
+            return set()
+        for channel_name in unreleased:
+            self.unreleased.pop(channel_name, None)
+        for room, names in unlisted.items():
+            self.unlisted[room] -= names
+            if not self.unlisted[room]:
+                del self.unlisted[room]
+        return set(unlisted)
 
     def changed(self, room):
         """Announce the room's users soon: now if the room was quiet, else once at the end of the interval.

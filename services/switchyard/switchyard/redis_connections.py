@@ -10,7 +10,7 @@ Redis is named by one URL setting, ``REDIS_URL``, in one of two forms:
     every new connection, so they follow a failover without a restart. The
     password is the data nodes' ``requirepass``; the sentinels are asked with
     the same password unless ``?sentinel_password=`` gives another one. (The
-    scheme is the one the ``limits`` library and Celery use.)
+    scheme is the one the ``limits`` library uses; Celery's is ``sentinel://``.)
 
 ``CHANNEL_LAYER_REDIS_URLS`` (URLs of either form separated by spaces;
 default: ``REDIS_URL`` alone) are the channel layer's shards. channels_redis spreads
@@ -26,7 +26,7 @@ caller                    function                       read timeout (seconds)
 channel layer             :func:`channel_layer_hosts`    :data:`LAYER_READ_TIMEOUT`
 presence (chat)           :func:`async_client`           :data:`READ_TIMEOUT`
 rate limits (chat)        :func:`limits_storage`         :data:`READ_TIMEOUT`
-``/healthz``, API push    :func:`sync_client`            :data:`HEALTH_TIMEOUT`
+``/healthz``              :func:`sync_client`            :data:`HEALTH_TIMEOUT`
 ========================  =============================  ==============================
 """
 
@@ -58,7 +58,8 @@ HEALTH_TIMEOUT = 1.0
 # Seconds a sentinel may take to answer "where is the primary?"; past it the next one is asked.
 SENTINEL_TIMEOUT = 1.0
 # Retries of a command that fails on a lost connection, after redis-py's
-# exponential backoff with jitter between these bounds (seconds): only for
+# exponential backoff with full jitter (base and cap in seconds: a random wait
+# up to 0.1 s, then up to 0.2 s): only for
 # presence's background work (heartbeats, announcements). What sits in front
 # of a socket's frames (the channel layer, rate limits) and /healthz fail at
 # once instead: the socket closes with 1013 and recovers by offset, which is
@@ -129,10 +130,12 @@ def parse_url(url):
         host, sep, port = item.rpartition(":")
         if not sep or host.count("[") != host.count("]"):
             host, port = item, ""
-        try:
-            sentinels.append((host.strip("[]"), int(port) if port else DEFAULT_SENTINEL_PORT))
-        except ValueError:
-            raise RedisURLError(f"sentinel address {item!r} has no numeric port") from None
+        host = host.strip("[]")
+        if not host or (":" in host and not item.startswith("[")) or not (port.isdigit() or not port):
+            # Never echo the item: a password with a "#" or "/" in it ends up here.
+            raise RedisURLError(f"sentinel address number {len(sentinels) + 1} is not HOST:PORT "
+                                "(IPv6 in brackets; characters such as # / ? @ in the password percent-encoded)")
+        sentinels.append((host, int(port) if port else DEFAULT_SENTINEL_PORT))
     path = [segment for segment in parts.path.split("/") if segment]
     if not sentinels or not path:
         raise RedisURLError("a redis+sentinel:// URL needs sentinel HOST:PORT pairs and the master's name: "
@@ -251,14 +254,16 @@ def limits_storage(url=None, key_prefix=None):
     target = _targets(url or _default_url())
     key_prefix = key_prefix or f"{key_prefix_setting()}-ratelimit"
     if not target.is_sentinel:
-        return RedisStorage("async+" + target.url, implementation="redispy", key_prefix=key_prefix,
+        scheme = "async+redis+" if target.url.startswith("unix://") else "async+"  # limits' name for a socket
+        return RedisStorage(scheme + target.url, implementation="redispy", key_prefix=key_prefix,
                             socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT,
                             retry=_retry(True, 0))
     hosts = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in target.sentinels)
     return RedisSentinelStorage(
         f"async+{SENTINEL_SCHEME}://{hosts}/{target.master}", implementation="redispy", key_prefix=key_prefix,
         use_replicas=False, sentinel_kwargs=_sentinel_kwargs(target, True),
-        **_node_kwargs(target, READ_TIMEOUT, True, retries=0),
+        # Without the username: limits hands the nodes' credentials to the sentinels too.
+        **{k: v for k, v in _node_kwargs(target, READ_TIMEOUT, True, retries=0).items() if k != "username"},
     )
 
 

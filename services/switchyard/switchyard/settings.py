@@ -170,6 +170,10 @@ _apply(
     },
 )
 
+if "CHANNEL_LAYERS" in KEEP:
+    # The project's own layer: /healthz checks REDIS_URL only, never shards it does not use.
+    CHANNEL_LAYER_REDIS_URLS = [REDIS_URL]
+
 # --- Proxy and TLS -------------------------------------------------------------
 
 # nginx is the only client of gunicorn and the ASGI workers and always sets

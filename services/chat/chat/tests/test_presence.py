@@ -85,7 +85,8 @@ async def test_removals_that_fail_without_redis_are_retried_by_the_heartbeat(liv
     from redis.exceptions import RedisError
 
     admin = redis_py.Redis.from_url(live_redis)
-    tabs = worker(live_redis, [], ttl=30, heartbeat=0.2)
+    announced = []
+    tabs = worker(live_redis, announced, ttl=30, heartbeat=0.2)
     assert await tabs.claim("alice", "tab-1", cap=1)
     await tabs.join("lobby", "alice", "tab-1")
     admin.execute_command("ACL", "SETUSER", "default", "-zrem")
@@ -104,5 +105,6 @@ async def test_removals_that_fail_without_redis_are_retried_by_the_heartbeat(liv
         await asyncio.sleep(0.05)
     assert tabs.unreleased == {} and tabs.unlisted == {}
     assert await tabs.users("lobby") == []
+    assert ("lobby", []) in announced  # the room was told alice left
     assert await tabs.claim("alice", "tab-2", cap=1)  # the closed tab no longer counts
     await tabs.close()

@@ -42,13 +42,20 @@ def test_a_plain_url_stays_as_given():
         ("http://h:1/0", "scheme 'http' is not one of"),
         ("redis+sentinel://:pw@h1:1", "needs sentinel HOST:PORT pairs and the master's name"),
         ("redis+sentinel:///m", "needs sentinel HOST:PORT pairs"),
-        ("redis+sentinel://h1:port/m", "has no numeric port"),
+        ("redis+sentinel://h1:port/m", "sentinel address number 1 is not HOST:PORT"),
+        ("redis+sentinel://::1/m", "sentinel address number 1 is not HOST:PORT"),
         ("redis+sentinel://h1:1/m/zero", "is not a number"),
     ],
 )
 def test_an_unusable_url_is_refused_with_its_problem(url, message):
     with pytest.raises(RedisURLError, match=message):
         parse_url(url)
+
+
+def test_an_error_never_shows_the_password():
+    with pytest.raises(RedisURLError) as refused:
+        parse_url("redis+sentinel://:p#secret@h1:1/m")
+    assert "secret" not in str(refused.value) and "p#" not in str(refused.value)
 
 
 def test_the_channel_layer_gets_channels_redis_sentinel_form():
