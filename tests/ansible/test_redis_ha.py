@@ -19,6 +19,7 @@ import pytest
 
 from switchyard.defaults import load
 from tests.chatload import run_load
+from tests.stack.test_faults import wait_until
 from tests.stack.test_redis_ha import FAILOVER_BOUND, check_failover, first_delivery_after
 
 pytestmark = [pytest.mark.ansible, pytest.mark.asyncio]
@@ -80,13 +81,6 @@ def role(site, layout, host):
     return [*words[:1], *(by_address.get(w, w) for w in words[1:2])]
 
 
-async def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 def load(site, login, room, **kwargs):
     cookies = [login(name).cookie_header() for name in ("alice", "bob", "carol")]
     reader = login("alice")
@@ -96,7 +90,7 @@ def load(site, login, room, **kwargs):
 
 async def test_stop_the_primary_under_load_then_it_rejoins_as_a_replica(site, layout, login, report):
     first, second = list(layout["redis"])
-    await wait_for(lambda: set(primary_seen(site, layout).values()) == {first}
+    await wait_until(lambda: set(primary_seen(site, layout).values()) == {first}
                    and role(site, layout, second) == ["slave", first], 60, "the first redis host primary, the other its replica")
     room = f"failover-{uuid.uuid4().hex[:8]}"
     timing, clients = {}, []
@@ -105,7 +99,7 @@ async def test_stop_the_primary_under_load_then_it_rejoins_as_a_replica(site, la
         timing["stopped"] = time.monotonic()
         result = await asyncio.to_thread(site.command, first, "systemctl", "stop", "redis-server")
         assert result.returncode == 0, result.stderr
-        await wait_for(lambda: set(primary_seen(site, layout).values()) == {second}, 30, "the replica promoted")
+        await wait_until(lambda: set(primary_seen(site, layout).values()) == {second}, 30, "the replica promoted")
         timing["promoted"] = time.monotonic() - timing["stopped"]
 
     figures = await load(site, login, room, duration=14, fault=stop_primary, clients_out=clients)
@@ -121,7 +115,7 @@ async def test_stop_the_primary_under_load_then_it_rejoins_as_a_replica(site, la
     async def start_old_primary():
         result = await asyncio.to_thread(site.command, first, "systemctl", "start", "redis-server")
         assert result.returncode == 0, result.stderr
-        await wait_for(lambda: role(site, layout, first) == ["slave", second], 60,
+        await wait_until(lambda: role(site, layout, first) == ["slave", second], 60,
                        "the old primary a replica of the new one")
 
     figures = await load(site, login, room, duration=10, fault=start_old_primary)

@@ -20,6 +20,7 @@ from tests.chatload import run_load
 from tests.clients import ChatClient
 from tests.compose.conftest import prod_stack, require_docker, running
 from tests.conftest import PASSWORDS
+from tests.stack.test_faults import wait_until
 from tests.stack.test_redis_ha import check_failover, first_delivery_after
 
 pytestmark = [pytest.mark.compose, pytest.mark.asyncio]
@@ -77,13 +78,6 @@ def role(stack, service):
     return words[:1] if words[:1] == ["master"] else [*words[:1], *(ADDRESSES.get(w, w) for w in words[1:2])]
 
 
-async def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 def tls(stack):
     return ssl.create_default_context(cafile=stack.verify)
 
@@ -100,14 +94,14 @@ def load(stack, room, **kwargs):
 
 
 async def test_the_layout_is_a_primary_a_replica_and_three_sentinels(compose_ha):
-    await wait_for(lambda: role(compose_ha, "redis-replica") == ["slave", "redis"], 60, "the replica linked")
-    await wait_for(lambda: sentinels_ready(compose_ha), 60, "every sentinel knowing the replica and the others")
+    await wait_until(lambda: role(compose_ha, "redis-replica") == ["slave", "redis"], 60, "the replica linked")
+    await wait_until(lambda: sentinels_ready(compose_ha), 60, "every sentinel knowing the replica and the others")
     assert set(primary_seen(compose_ha).values()) == {"redis"}
     assert role(compose_ha, "redis")[0] == "master"
 
 
 async def test_kill_the_primary_then_it_rejoins_as_a_replica(compose_ha, report):
-    await wait_for(lambda: set(primary_seen(compose_ha).values()) == {"redis"} and sentinels_ready(compose_ha)
+    await wait_until(lambda: set(primary_seen(compose_ha).values()) == {"redis"} and sentinels_ready(compose_ha)
                    and role(compose_ha, "redis-replica") == ["slave", "redis"], 60, "a healthy pair")
     (primary,) = compose_ha.container_ids("redis")
     room = f"failover-{uuid.uuid4().hex[:8]}"
@@ -117,7 +111,7 @@ async def test_kill_the_primary_then_it_rejoins_as_a_replica(compose_ha, report)
         timing["killed"] = time.monotonic()
         await asyncio.to_thread(subprocess.run, ["docker", "kill", "-s", "KILL", primary], check=True,
                                 capture_output=True)
-        await wait_for(lambda: set(primary_seen(compose_ha).values()) == {"redis-replica"}, 30, "the replica promoted")
+        await wait_until(lambda: set(primary_seen(compose_ha).values()) == {"redis-replica"}, 30, "the replica promoted")
         timing["promoted"] = time.monotonic() - timing["killed"]
 
     figures = await load(compose_ha, room, duration=14, fault=kill_primary, clients_out=clients)
@@ -132,7 +126,7 @@ async def test_kill_the_primary_then_it_rejoins_as_a_replica(compose_ha, report)
 
     async def bring_back():
         await asyncio.to_thread(subprocess.run, ["docker", "start", primary], check=True, capture_output=True)
-        await wait_for(lambda: role(compose_ha, "redis") == ["slave", "redis-replica"], 60,
+        await wait_until(lambda: role(compose_ha, "redis") == ["slave", "redis-replica"], 60,
                        "the old primary a replica of the new one")
 
     figures = await load(compose_ha, room, duration=10, fault=bring_back)
