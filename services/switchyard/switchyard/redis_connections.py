@@ -187,6 +187,18 @@ def _node_kwargs(target, timeout, asynchronous, retries=RETRIES):
     return kwargs
 
 
+def _client(asynchronous, url, timeout, retries):
+    """A redis-py client (``redis.asyncio`` when ``asynchronous``) for ``url``; see :func:`sync_client`."""
+    target = _targets(url or _default_url())
+    if not target.is_sentinel:
+        client_class = redis.asyncio.Redis if asynchronous else redis.Redis
+        return client_class.from_url(target.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
+                                     retry=_retry(asynchronous, retries))
+    sentinel_class = redis.asyncio.sentinel.Sentinel if asynchronous else redis.sentinel.Sentinel
+    sentinel = sentinel_class(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, asynchronous))
+    return sentinel.master_for(target.master, **_node_kwargs(target, timeout, asynchronous, retries))
+
+
 def sync_client(url=None, timeout=HEALTH_TIMEOUT, retries=0):
     """Return a ``redis.Redis`` for ``url`` (default ``settings.REDIS_URL``), reads bounded by ``timeout`` seconds.
 
@@ -196,22 +208,12 @@ def sync_client(url=None, timeout=HEALTH_TIMEOUT, retries=0):
     each new connection asks the sentinels, and a connection to a node that
     was demoted raises ``redis.ConnectionError`` and is dropped.
     """
-    target = _targets(url or _default_url())
-    if not target.is_sentinel:
-        return redis.Redis.from_url(target.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
-                                    retry=_retry(False, retries))
-    sentinel = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, False))
-    return sentinel.master_for(target.master, **_node_kwargs(target, timeout, False, retries))
+    return _client(False, url, timeout, retries)
 
 
 def async_client(url=None, timeout=READ_TIMEOUT, retries=RETRIES):
     """Return a ``redis.asyncio.Redis`` for ``url`` (default ``settings.REDIS_URL``); see :func:`sync_client`."""
-    target = _targets(url or _default_url())
-    if not target.is_sentinel:
-        return redis.asyncio.Redis.from_url(target.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
-                                            retry=_retry(True, retries))
-    sentinel = redis.asyncio.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, True))
-    return sentinel.master_for(target.master, **_node_kwargs(target, timeout, True, retries))
+    return _client(True, url, timeout, retries)
 
 
 def channel_layer_host(url):
