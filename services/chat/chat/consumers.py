@@ -8,6 +8,7 @@ close codes are written down in ``docs/protocol.md``.
 
 import functools
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -16,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from chat import messages, presence, protocol
+from chat import messages, metrics, presence, protocol
 from chat.access import can_access
 from chat.ratelimits import rate_limits
 from chat.signals import session_group
@@ -197,10 +198,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def rate_limited(self):
         """Refuse one message over a rate limit: an error frame, or 1008 past the tolerance."""
         if not await rate_limits().tolerate(self.channel_name):
+            metrics.MESSAGES_REFUSED.labels("flood").inc()
             log_connection("close", self.scope, room=self.room, user=self.username,
                            code=protocol.CLOSE_POLICY_VIOLATION, reason="flood")
             await self.close(code=protocol.CLOSE_POLICY_VIOLATION)
             return
+        metrics.MESSAGES_REFUSED.labels("rate_limited").inc()
         await self.send_frame(protocol.error_frame(protocol.RATE_LIMITED, "slow down: message not sent"))
 
     async def chat_message(self, event):
@@ -217,8 +220,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for earlier in missed:
                 await self.send_frame(protocol.message_frame(earlier))
+                metrics.MESSAGES_DELIVERED.labels("gap").inc()
         await self.send_text(event["text"])  # the frame, encoded once by chat.messages.broadcast
         self.offset = message["offset"]
+        metrics.MESSAGES_DELIVERED.labels("live").inc()
+        if "stored" in event:
+            metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event["stored"]))
 
     async def chat_presence(self, event):
         """Group event handler (``type: chat.presence``): forward the room's users."""

@@ -12,11 +12,14 @@ here, and a client that reconnects resumes from its last offset
 (:func:`welcome`).
 """
 
+import time
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from chat import metrics
 from chat.models import Message, Room, new_epoch
 from chat.protocol import encode, message_frame, validate_body
 
@@ -71,6 +74,7 @@ def store_message(room_slug, user, body):
         room.last_offset += 1
         room.save(update_fields=["last_offset"])
         message = Message.objects.create(room=room, user=user, body=body, offset=room.last_offset)
+    metrics.MESSAGES_STORED.inc()
     return serialize(message)
 
 
@@ -136,11 +140,12 @@ async def broadcast(message):
 
     The event carries the message (the consumer checks its offset) and its
     ``message`` frame already encoded (``text``, str): encoded once here, not
-    once per socket. Raises whatever the channel layer raises when Redis
+    once per socket, and ``stored`` (Unix time in seconds, after the commit)
+    for the delivery-latency metric. Raises whatever the channel layer raises when Redis
     cannot be reached (``redis.RedisError`` or ``OSError``).
     """
     layer = get_channel_layer()
-    event = {"type": EVENT_TYPE, "message": message, "text": encode(message_frame(message))}
+    event = {"type": EVENT_TYPE, "message": message, "text": encode(message_frame(message)), "stored": time.time()}
     await layer.group_send(group_name(message["room"]), event)
 
 

@@ -9,6 +9,7 @@ log, then reaches the project's application unchanged (its own middleware,
 such as ``AuthMiddlewareStack``, included). ``GET /healthz`` is answered by
 Django with Switchyard's health middleware, so a container or unit
 healthcheck can ask a worker directly whatever the project routes.
+Importing it also starts the worker's metrics endpoint (``switchyard.metrics``).
 """
 
 import os
@@ -20,6 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
 # Sets Django up (apps, settings) before the project's application is imported.
 health_application = get_asgi_application()
 
+from switchyard import metrics  # noqa: E402
 from switchyard.project import load_application  # noqa: E402
 from switchyard.websocket import ConnectionLog, OriginAllowlist  # noqa: E402
 
@@ -41,7 +43,30 @@ class DeploymentGuard:
             return await self.websocket(scope, receive, send)
         if scope["type"] == "http" and scope.get("path") == "/healthz":
             return await self.health(scope, receive, send)
+        if scope["type"] == "lifespan":
+            return await self.lifespan(receive, send)
         return await self.application(scope, receive, send)
+
+    @staticmethod
+    async def lifespan(receive, send):
+        """Answer the ASGI lifespan protocol (uvicorn; daphne has none); the project's application never sees it.
+
+        At startup uvicorn's signal handlers are installed, and this runs in
+        the main thread, so the drain metric can hook into them
+        (``switchyard.metrics.watch_uvicorn_drain``).
+        """
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                metrics.watch_uvicorn_drain()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 application = DeploymentGuard(load_application("ASGI_APPLICATION"), health_application)
+
+# This worker's /metrics, on the port runasgi chose (switchyard.metrics).
+metrics.serve_worker_metrics(int(os.environ.get("SWITCHYARD_METRICS_PORT") or 0),
+                             addr=os.environ.get("BIND_ADDRESS", "127.0.0.1"))

@@ -38,6 +38,8 @@ from daphne import ws_protocol
 from daphne.server import Server
 from twisted.internet import reactor
 
+from switchyard import metrics
+
 logger = logging.getLogger(__name__)
 
 # Registered close codes (RFC 6455 section 7.4.1 and the IANA registry) that an
@@ -106,6 +108,7 @@ class DrainingServer(Server):
         if self.draining:
             return
         self.draining = True
+        metrics.DRAIN_IN_PROGRESS.set(1)
         self.drain_deadline = time.monotonic() + self.drain_timeout
         for port in self.ports:
             port.stopListening()

@@ -36,7 +36,9 @@ reader. The shape is that of channels_redis' ``RedisPubSubChannelLayer`` (one
 reader, per-channel queues) and of channels_redis PR #165.
 
 Sending, groups, capacity, expiry and non-specific channels are
-channels_redis' own, unchanged.
+channels_redis' own, unchanged; ``send``, ``group_send`` and ``receive``
+are counted (``switchyard_channel_layer_messages_total``, ``_errors_total``,
+``switchyard.metrics``).
 """
 
 import asyncio
@@ -45,7 +47,26 @@ import logging
 
 from channels_redis import core
 
+from switchyard import metrics
+
 logger = logging.getLogger(__name__)
+
+
+class _counted:
+    """Count one channel-layer ``operation``: a success, or an error (any exception but cancellation), re-raised."""
+
+    def __init__(self, operation):
+        self.operation = operation
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            metrics.CHANNEL_LAYER_MESSAGES.labels(self.operation).inc()
+        elif not issubclass(exc_type, asyncio.CancelledError):
+            metrics.CHANNEL_LAYER_ERRORS.labels(self.operation).inc()
+        return False
 
 
 class RedisChannelLayer(core.RedisChannelLayer):
@@ -68,6 +89,8 @@ class RedisChannelLayer(core.RedisChannelLayer):
         self.hungry = set()
         # The asyncio.Task popping this process's key, or None.
         self.reader = None
+        # True from a reader's failure until a later reader pops again (a reconnect).
+        self.reader_failed = False
 
     async def new_channel(self, prefix="specific"):
         """Return a new process-specific channel name (str) and start buffering its messages."""
@@ -75,7 +98,22 @@ class RedisChannelLayer(core.RedisChannelLayer):
         self.live_channels.add(channel)
         return channel
 
+    async def send(self, channel, message):
+        """channels_redis' ``send``, counted (errors by operation; the error is re-raised)."""
+        with _counted("send"):
+            await super().send(channel, message)
+
+    async def group_send(self, group, message):
+        """channels_redis' ``group_send``, counted (errors by operation; the error is re-raised)."""
+        with _counted("group_send"):
+            await super().group_send(group, message)
+
     async def receive(self, channel):
+        """Return the next message (dict) of ``channel``, counted (see :meth:`_receive`)."""
+        with _counted("receive"):
+            return await self._receive(channel)
+
+    async def _receive(self, channel):
         """Return the next message (dict) of ``channel``.
 
         Process-specific channels (``"...!..."``) wait on their buffer, fed by
@@ -142,6 +180,9 @@ class RedisChannelLayer(core.RedisChannelLayer):
         """Pop ``real_channel`` and buffer each message for its live channels, while a receive is hungry."""
         while self.hungry:
             message_channel, message = await self.receive_single(real_channel)
+            if self.reader_failed:
+                self.reader_failed = False
+                metrics.CHANNEL_LAYER_RECONNECTS.inc()
             targets = message_channel if isinstance(message_channel, list) else [message_channel]
             for target in targets:
                 if target in self.live_channels:
@@ -162,10 +203,11 @@ class RedisChannelLayer(core.RedisChannelLayer):
             raise asyncio.CancelledError()
         return await super()._brpop_with_clean(index, channel, timeout)
 
-    @staticmethod
-    def _reader_done(reader):
+    def _reader_done(self, reader):
         if not reader.cancelled() and reader.exception() is not None:
             logger.warning("channel layer reader stopped: %s", reader.exception())
+            metrics.CHANNEL_LAYER_ERRORS.labels("reader").inc()
+            self.reader_failed = True
 
     async def flush(self):
         """Delete every message and group (channels_redis' flush) and forget buffered messages."""

@@ -23,8 +23,10 @@ setting                     value
 proxy and TLS               ``SECURE_PROXY_SSL_HEADER``; with ``HTTPS``: Secure cookies, HSTS,
                             SSL redirect
 ``LOGGING``                 Switchyard's (plain lines, JSON connection log)
-``MIDDLEWARE``              ``switchyard.health.HealthCheckMiddleware`` put first
-``INSTALLED_APPS``          ``switchyard`` added (runasgi, ensure_superuser, the checks)
+``MIDDLEWARE``              ``switchyard.health.HealthCheckMiddleware`` put first, then
+                            django-prometheus' pair around the rest (HTTP metrics)
+``INSTALLED_APPS``          ``switchyard`` added (runasgi, ensure_superuser, the checks), and
+                            ``django_prometheus``
 ==========================  ==================================================================
 
 A project keeps control of any of these by naming it in ``SWITCHYARD_KEEP_SETTINGS``:
@@ -104,9 +106,19 @@ if "CSRF_TRUSTED_ORIGINS" in env.ENVIRON:
     _apply("CSRF_TRUSTED_ORIGINS", env.list("CSRF_TRUSTED_ORIGINS"))
 
 # Switchyard's app (management commands, deployment checks) and the health
-# middleware, first so that probes by IP address skip ALLOWED_HOSTS.
-INSTALLED_APPS = [*_project_value("INSTALLED_APPS", []), "switchyard.apps.SwitchyardConfig"]
-MIDDLEWARE = ["switchyard.health.HealthCheckMiddleware", *_project_value("MIDDLEWARE", [])]
+# middleware, first so that probes by IP address skip ALLOWED_HOSTS;
+# django-prometheus' middleware around everything, for the HTTP metrics
+# (served on the metrics ports, switchyard.metrics).
+INSTALLED_APPS = [*_project_value("INSTALLED_APPS", []), "django_prometheus", "switchyard.apps.SwitchyardConfig"]
+MIDDLEWARE = [
+    "switchyard.health.HealthCheckMiddleware",  # so probes are not counted as requests either
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *_project_value("MIDDLEWARE", []),
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# One prefix for every metric (django-prometheus' become switchyard_django_http_*).
+PROMETHEUS_METRIC_NAMESPACE = "switchyard"
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- Database -----------------------------------------------------------------
 # PostgreSQL in the compose and Ansible stacks; SQLite is the embedded default of
@@ -221,6 +233,9 @@ ASGI_PING_TIMEOUT = env.int("ASGI_PING_TIMEOUT")
 ASGI_DRAIN_TIMEOUT = env.int("ASGI_DRAIN_TIMEOUT")
 # URL path prefixes served by the ASGI pool (nginx routes them there).
 WEBSOCKET_PATH_PREFIXES = env.list("WEBSOCKET_PATH_PREFIXES")
+# Each process serves Prometheus metrics on its port + this (0: none;
+# switchyard.metrics).
+METRICS_PORT_OFFSET = env.int("METRICS_PORT_OFFSET")
 # Largest incoming WebSocket message the ASGI server accepts, in bytes.
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 * 1024)
 

@@ -8,12 +8,14 @@ bodies, cookies or session keys. :class:`ConnectionLog` records, for every
 project, which worker accepted each socket. ``switchyard.asgi`` applies both.
 """
 
+import contextvars
 import logging
 from urllib.parse import urlparse
 
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from switchyard import metrics
 from switchyard.worker import worker_id
 
 connections = logging.getLogger("switchyard.connections")
@@ -31,6 +33,10 @@ def log_connection(event, scope, **fields):
     ``fields`` are plain values (room, user, reason, code, origin, worker …);
     the path and client address are added from ``scope``.
     """
+    if event == "reject":
+        state = _current.get()
+        if state is not None:
+            state.refused(fields.get("reason"))
     connections.info(
         event,
         extra={"event": event, "path": scope.get("path", ""), "client": client_address(scope), **fields},
@@ -54,6 +60,8 @@ class OriginAllowlist(OriginValidator):
             parsed = urlparse(origin.decode("latin-1").lower()) if origin else None
             if not self.valid_origin(parsed):
                 log_connection("reject", scope, reason="origin", origin=origin.decode("latin-1") if origin else None)
+                route = metrics.route_label(scope.get("path", ""), settings.WEBSOCKET_PATH_PREFIXES)
+                metrics.WEBSOCKET_HANDSHAKES.labels(route, "refused", "origin").inc()
         return await super().__call__(scope, receive, send)
 
 
@@ -81,20 +89,106 @@ class ConnectionLog:
         self.application = application
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.application(scope, receive, send)
         gone = False
+        state = _ConnectionState(metrics.route_label(scope.get("path", ""), settings.WEBSOCKET_PATH_PREFIXES))
+        token = _current.set(state)
 
         async def logged_send(message):
             nonlocal gone
-            if message.get("type") == "websocket.accept":
+            kind = message.get("type")
+            if kind == "websocket.accept":
                 log_connection("upgrade", scope, worker=worker_id())
+                state.accepted()
+            elif kind == "websocket.send":
+                state.frame("out", message)
+            elif kind == "websocket.close":
+                state.closed("server", message.get("code", 1000))
             if gone:
                 return
             try:
                 await send(message)
             except OSError:
-                if scope["type"] != "websocket":
-                    raise
                 gone = True
-                log_connection("gone", scope, reason="send after the client left", dropped=message.get("type"))
+                log_connection("gone", scope, reason="send after the client left", dropped=kind)
 
-        return await self.application(scope, receive, logged_send)
+        async def counted_receive():
+            message = await receive()
+            kind = message.get("type")
+            if kind == "websocket.receive":
+                state.frame("in", message)
+            elif kind == "websocket.disconnect":
+                state.closed("client", message.get("code", 1005))
+            return message
+
+        try:
+            return await self.application(scope, counted_receive, logged_send)
+        finally:
+            state.ended()
+            _current.reset(token)
+
+
+class _ConnectionState:
+    """What the metrics need to know of one WebSocket while its application runs (``switchyard.metrics``).
+
+    A handshake is counted once: ``accepted`` when the application accepts
+    it, else ``refused`` with the reason the application logged
+    (:func:`log_connection` ``"reject"``; ``"application"`` when it logged
+    none). A project that accepts and then closes at once with a refusal
+    code (the chat's 4403 and 1008) logs its ``reject`` before the accept, so
+    it counts as refused too.
+    """
+
+    def __init__(self, route):
+        self.route = route
+        self.refusal = None  # reason (str) logged by the application before the handshake ended
+        self.handshake_done = False
+        self.open = False
+        self.close_counted = False
+
+    def refused(self, reason):
+        if not self.handshake_done:
+            self.refusal = reason or "application"
+
+    def accepted(self):
+        if self.handshake_done:
+            return
+        self.handshake_done = True
+        if self.refusal is None:
+            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "accepted", "").inc()
+            metrics.WEBSOCKET_CONNECTIONS.labels(self.route).inc()
+            self.open = True
+        else:
+            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal).inc()
+
+    def frame(self, direction, message):
+        metrics.WEBSOCKET_FRAMES.labels(direction).inc()
+        metrics.WEBSOCKET_BYTES.labels(direction).inc(metrics.message_bytes(message))
+
+    def closed(self, side, code):
+        if not self.handshake_done:
+            # Closed before accepting: the server answers the handshake with 403.
+            self.handshake_done = True
+            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal or "application").inc()
+            return
+        if not self.close_counted:
+            self.close_counted = True
+            metrics.WEBSOCKET_CLOSES.labels(side, metrics.close_code_label(code)).inc()
+        self._leave()
+
+    def ended(self):
+        if not self.handshake_done:
+            # The application returned (or raised) without answering the handshake.
+            self.handshake_done = True
+            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal or "application").inc()
+        self._leave()
+
+    def _leave(self):
+        if self.open:
+            self.open = False
+            metrics.WEBSOCKET_CONNECTIONS.labels(self.route).dec()
+
+
+# The connection whose application runs in this task (set by ConnectionLog).
+_current = contextvars.ContextVar("switchyard_connection", default=None)

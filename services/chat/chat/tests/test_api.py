@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -36,7 +37,9 @@ def test_post_stores_and_pushes_to_the_room_group(signed_in):
     assert answer["offset"] == 1 and answer["epoch"]
     event = async_to_sync(layer.receive)(channel)
     message = {k: v for k, v in answer.items() if k != "delivery"}
+    stored = event.pop("stored")  # Unix time of the commit, for the delivery-latency metric
     assert event == {"type": "chat.message", "message": message, "text": json.dumps({"type": "message", **message})}
+    assert abs(time.time() - stored) < 60
 
 
 def test_post_without_csrf_token_is_forbidden(signed_in):

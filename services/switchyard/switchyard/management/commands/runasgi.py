@@ -59,7 +59,9 @@ def server_argv(server, host, port, reload=False):
             "--ws-per-message-deflate", "false",
             "--proxy-headers",
             "--forwarded-allow-ips", "*",
-            "--lifespan", "off",
+            # switchyard.asgi answers the lifespan itself (the project's is not run,
+            # as under daphne): at startup it hooks the drain metric into uvicorn.
+            "--lifespan", "on",
             "--timeout-graceful-shutdown", str(settings.ASGI_DRAIN_TIMEOUT),
             *(["--reload"] if reload else []),
             APPLICATION,
@@ -74,12 +76,18 @@ class Command(BaseCommand):
         parser.add_argument("--server", choices=SERVERS, default=None, help="default: settings.ASGI_SERVER")
         parser.add_argument("--host", default=None, help="address to bind (default: BIND_ADDRESS or 127.0.0.1)")
         parser.add_argument("--port", type=int, default=None, help="TCP port to bind (default: settings.ASGI_PORT)")
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="port of this worker's /metrics (default: --port + METRICS_PORT_OFFSET; 0: none)")
         parser.add_argument("--reload", action="store_true", help="restart on code changes (uvicorn; development)")
 
-    def handle(self, *args, server=None, host=None, port=None, reload=False, **options):
+    def handle(self, *args, server=None, host=None, port=None, metrics_port=None, reload=False, **options):
         server = server or settings.ASGI_SERVER
         host = host or os.environ.get("BIND_ADDRESS", "127.0.0.1")
         port = port or settings.ASGI_PORT
+        if metrics_port is None:
+            metrics_port = port + settings.METRICS_PORT_OFFSET if settings.METRICS_PORT_OFFSET else 0
+        # Read by switchyard.asgi when the server imports it (switchyard.metrics).
+        os.environ["SWITCHYARD_METRICS_PORT"] = str(metrics_port)
         try:
             argv = server_argv(server, host, port, reload)
         except ValueError as exc:
