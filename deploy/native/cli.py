@@ -27,6 +27,7 @@ def _config_from_args(args):
         redis_url=os.environ.get("REDIS_URL") or None,
         redis_ha=args.redis_ha,
         redis_shard_ports=[args.redis_port + 2 + i for i in range(args.redis_shards - 1)],
+        monitoring_port=args.monitoring,
         run_dir=Path(args.run_dir),
         project=Project.find(args.project, args.settings),
     )
@@ -46,13 +47,18 @@ def up(args):
               f"(logs in {stack.log_dir})", flush=True)
         stack.start(timeout=args.timeout)
         workers = ", ".join(str(port) for port in stack.config.asgi_ports)
-        print(
-            f"switchyard: ready at {stack.config.url}/\n"
-            f"  gunicorn 127.0.0.1:{stack.config.web_port}, {args.asgi_server} workers on {workers}\n"
-            f"  WebSocket prefixes: {stack.env()['WEBSOCKET_PATH_PREFIXES']}\n"
-            f"  status: scripts/stack status    logs: scripts/stack logs",
-            flush=True,
-        )
+        lines = [
+            f"switchyard: ready at {stack.config.url}/",
+            f"  gunicorn 127.0.0.1:{stack.config.web_port}, {args.asgi_server} workers on {workers}",
+            f"  WebSocket prefixes: {stack.env()['WEBSOCKET_PATH_PREFIXES']}",
+        ]
+        if stack.config.metrics_ports():
+            lines.append("  metrics (GET /metrics): " + ", ".join(
+                f"{name} 127.0.0.1:{port}" for name, port in stack.config.metrics_ports().items()))
+        if stack.config.monitoring_port:
+            lines.append(f"  Prometheus: http://127.0.0.1:{stack.config.monitoring_port}/ (alerts: /alerts)")
+        lines.append("  status: scripts/stack status    logs: scripts/stack logs")
+        print("\n".join(lines), flush=True)
         if stack.admin_password:
             print(f"  sign in as admin / {stack.admin_password} (kept in {stack.run_dir / 'admin-password'})")
         print("  Ctrl-C stops everything.", flush=True)
@@ -100,6 +106,8 @@ def main(argv=None):
                            "clients find the primary through them")
     p_up.add_argument("--redis-shards", type=int, default=1, metavar="N",
                       help="Redis servers for the channel layer (default 1; the others on ports +2, +3, ...)")
+    p_up.add_argument("--monitoring", nargs="?", type=int, const=9090, default=None, metavar="PORT",
+                      help="also run Prometheus (Debian's package) scraping every process, on PORT (default 9090)")
     p_up.add_argument("--timeout", type=int, default=90, help="seconds to wait for readiness (default 90)")
     sub.add_parser("status", help="supervisorctl status of a running stack")
     p_logs = sub.add_parser("logs", help="show the log of one process (or list them)")

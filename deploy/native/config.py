@@ -103,6 +103,19 @@ class StackConfig:
     # "one daphne serves everything" shape, for comparisons only.
     single_process: bool = False
     project: Project = field(default_factory=lambda: Project.find(CHAT_PROJECT))
+    # Run Prometheus (Debian's package) on this port, scraping every process (--monitoring); None: no Prometheus.
+    monitoring_port: int = None
+    # Each process's /metrics is on its port + this (0: none; switchyard.metrics).
+    metrics_port_offset: int = field(default_factory=lambda: FACTS.int("METRICS_PORT_OFFSET"))
+
+    def metrics_ports(self):
+        """Return ``{name: port}`` of every process's metrics endpoint (``web``, ``asgi-<port>``; empty when off)."""
+        if not self.metrics_port_offset:
+            return {}
+        offset = self.metrics_port_offset
+        ports = {"web": self.web_port + offset}
+        ports.update({f"asgi-{port}": port + offset for port in self.asgi_ports})
+        return ports
 
     def __post_init__(self):
         if self.redis_ha and self.redis_replica_port is None:

@@ -45,6 +45,9 @@ class NativeStack:
         """Return ``{name: port}`` of every port this stack binds."""
         ports = {"nginx": self.config.port, "web": self.config.web_port}
         ports.update({f"asgi-{port}": port for port in self.config.asgi_ports})
+        ports.update({f"{name}-metrics": port for name, port in self.config.metrics_ports().items()})
+        if self.config.monitoring_port:
+            ports["prometheus"] = self.config.monitoring_port
         if not self.config.redis_url:
             ports["redis"] = self.config.redis_port
             if self.config.redis_ha:
@@ -100,6 +103,7 @@ class NativeStack:
                 "SECRET_KEY": env.get("SECRET_KEY") or self._secret("secret_key"),
                 "ASGI_SERVER": config.asgi_server,
                 "WEB_PORT": str(config.web_port),
+                "METRICS_PORT_OFFSET": str(config.metrics_port_offset),
                 # Workers drain within this; supervisord waits a little longer.
                 "ASGI_DRAIN_TIMEOUT": str(config.drain_timeout),
                 "PYTHONUNBUFFERED": "1",
@@ -120,6 +124,7 @@ class NativeStack:
         """
         redis_dirs = ["redis-replica", *(f"sentinel-{n}" for n in range(1, 4))] if self.config.redis_ha else []
         redis_dirs += [f"redis-shard-{n}" for n in range(2, len(self.config.redis_shard_ports) + 2)]
+        redis_dirs += ["prometheus"] if self.config.monitoring_port else []
         for sub in ("log", "redis", "nginx-tmp", "static", *redis_dirs):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         try:
@@ -128,6 +133,8 @@ class NativeStack:
             raise StackError(str(exc)) from exc
         if not self.config.redis_url:
             render.render_redis(self.config, self.run_dir, self._secret("redis-password"), FACTS)
+        if self.config.monitoring_port:
+            render.render_prometheus(self.config, self.run_dir)
         render.render_supervisord(self.config, self.run_dir, self.log_dir)
 
     def manage(self, *args, check=True, capture=False):

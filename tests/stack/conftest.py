@@ -9,8 +9,8 @@ WORKER_LOG_DEFECTS = ("Exception inside application", "Exception in ASGI applica
                       "took too long to shut down and was killed")
 # Fixtures of tests/stack that are a running native stack: the chat example's
 # shared one, the liveboard and tutorial projects', and the Redis HA and
-# sharded ones (test_redis_ha.py).
-NATIVE_STACK_FIXTURES = ("stack", "liveboard", "tutorial", "ha_stack", "sharded_stack")
+# sharded ones (test_redis_ha.py), the monitored one (test_metrics.py).
+NATIVE_STACK_FIXTURES = ("stack", "liveboard", "tutorial", "ha_stack", "sharded_stack", "monitored")
 
 
 def pytest_collection_modifyitems(items):
