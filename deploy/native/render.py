@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from deploy import nginx
+from deploy import monitoring, nginx
 from deploy.native.system import require_program
 
 
@@ -92,37 +92,20 @@ def render_redis(config, run_dir, password, facts):
         _private(run_dir / f"redis-shard-{number}.conf", redis_conf(password))
 
 
-# The alert rules every delivery path loads (docs/operations.md#alerts).
-ALERT_RULES = Path(__file__).resolve().parent.parent / "prometheus" / "alerts.yml"
-
-
-def prometheus_config(config):
-    """Return the native Prometheus' configuration (dict): every process's metrics port, the alert rules.
-
-    Jobs ``switchyard-web`` (gunicorn) and ``switchyard-asgi`` (one target
-    per worker), as in every delivery path; scraped every 5 s.
-    """
-    ports = config.metrics_ports()
-    return {
-        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-        "rule_files": [str(ALERT_RULES)],
-        "scrape_configs": [
-            {"job_name": "switchyard-web", "static_configs": [{"targets": [f"127.0.0.1:{ports['web']}"]}]},
-            {"job_name": "switchyard-asgi", "static_configs": [
-                {"targets": [f"127.0.0.1:{port}" for name, port in ports.items() if name.startswith("asgi-")]}]},
-        ],
-    }
-
-
 def render_prometheus(config, run_dir):
-    """Write ``run_dir/prometheus.yml`` (:func:`prometheus_config`). Raises :class:`StackError` when metrics are off."""
-    import yaml
+    """Write ``run_dir/prometheus.yml`` (``deploy.monitoring``): static targets for gunicorn and every worker.
 
+    Raises :class:`StackError` when the metrics endpoints are off.
+    """
     from deploy.native.config import StackError
 
-    if not config.metrics_port_offset:
+    ports = config.metrics_ports()
+    if not ports:
         raise StackError("--monitoring needs the metrics endpoints (METRICS_PORT_OFFSET is 0)")
-    (run_dir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(config), sort_keys=False))
+    (run_dir / "prometheus.yml").write_text(monitoring.render({
+        "web_targets": [f"127.0.0.1:{ports['web']}"],
+        "asgi_targets": [f"127.0.0.1:{port}" for name, port in ports.items() if name.startswith("asgi-")],
+    }))
 
 
 def render_supervisord(config, run_dir, log_dir):

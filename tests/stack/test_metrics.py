@@ -2,8 +2,10 @@
 chat load through nginx did. docs/operations.md lists the metrics."""
 
 import asyncio
+import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -197,3 +199,52 @@ def test_native_prometheus_scrapes_every_process_and_loads_the_alert_rules(monit
     result = prometheus(monitored, "query", query='sum by (job) (up{job=~"switchyard-.*"})')["result"]
     assert {r["metric"]["job"]: float(r["value"][1]) for r in result} == {
         "switchyard-web": 1, "switchyard-asgi": len(monitored.config.asgi_ports)}
+
+
+DASHBOARD = Path(__file__).resolve().parent.parent.parent / "deploy" / "grafana" / "switchyard-dashboard.json"
+
+
+@pytest.mark.asyncio
+async def test_every_dashboard_panel_query_returns_series_during_a_chat_load(monitored):
+    """No Grafana runs here: each panel's query goes to the stack's Prometheus while chat traffic flows."""
+    from tests.chatload import run_load
+    from tests.clients import ChatClient
+    from tests.conftest import PASSWORDS
+
+    clients = [ChatClient(monitored.config.url, name, PASSWORDS[name]).login() for name in ("alice", "bob", "carol")]
+    room = f"dashboard-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(InvalidStatus):  # a refusal, for the refusal panels
+        with clients[0].socket(room, origin="http://evil.example"):
+            pass
+    figures = await run_load(monitored.config.url, [c.cookie_header() for c in clients], room, clients=6, rate=10.0,
+                             duration=15.0, fetch_stored=lambda: asyncio.to_thread(clients[0].messages_after, room))
+    assert figures.lost == 0 and figures.stored > 50
+    for n in range(3):
+        assert clients[1].post_message(room, f"api {n}").status_code == 201
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+    assert len(queries) >= 16
+
+    def empty_queries():
+        found = []
+        for title, expr in queries:
+            result = prometheus(monitored, "query", query=expr)["result"]
+            if not [r for r in result if r["value"][1] not in ("NaN",)]:
+                found.append((title, expr))
+        return found
+
+    deadline = time.monotonic() + 40
+    while (empty := await asyncio.to_thread(empty_queries)) and time.monotonic() < deadline:
+        # HTTP keeps coming, so rates over a view's series (new at its first request) are not 0.
+        await asyncio.to_thread(clients[1].post_message, room, "more")
+        await asyncio.sleep(2)
+    assert empty == [], f"panels whose query returned no series: {empty}"
+
+
+def test_dashboard_is_provisioning_ready():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "switchyard" and dashboard["templating"]["list"][0]["type"] == "datasource"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}" and panel["description"]

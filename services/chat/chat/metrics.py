@@ -28,3 +28,9 @@ MESSAGES_REFUSED = Counter(
     "socket closed with 1008).",
     ["reason"],
 )
+
+# Known label values exist from the start at 0 (switchyard.metrics does the same).
+for _path in ("live", "gap"):
+    MESSAGES_DELIVERED.labels(_path)
+for _reason in ("rate_limited", "flood"):
+    MESSAGES_REFUSED.labels(_reason)

@@ -96,6 +96,17 @@ CHANNEL_LAYER_RECONNECTS = Counter(
     "switchyard_channel_layer_reconnects_total",
     "Times this process read its channel-layer key again after the reader had failed (Redis back, or a new primary).",
 )
+# Children whose label values are known up front exist from the start at 0,
+# so a dashboard or an alert sees "none yet" instead of no series.
+for _operation in ("send", "group_send", "receive"):
+    CHANNEL_LAYER_MESSAGES.labels(_operation)
+    CHANNEL_LAYER_ERRORS.labels(_operation)
+CHANNEL_LAYER_ERRORS.labels("reader")
+for _direction in ("in", "out"):
+    WEBSOCKET_FRAMES.labels(_direction)
+    WEBSOCKET_BYTES.labels(_direction)
+
+
 def close_code_label(code):
     """Return the ``code`` label (str) for WebSocket close ``code`` (int or None): the number, or its class."""
     if code is None:
