@@ -111,3 +111,48 @@ async def test_rolling_deploy_under_load(site, login, report):
     assert figures.unacknowledged <= 1  # a frame already on its way as the 1012 left (docs/reliability.md)
     assert set(figures.close_codes) <= {1012} and figures.close_codes.get(1012, 0) >= CLIENTS
     assert figures.max_reconnect < 5.0
+
+
+PROMETHEUS_QUERY = (
+    "import json, sys, urllib.request; "
+    "print(urllib.request.urlopen('http://127.0.0.1:9090/api/v1/' + sys.argv[1], timeout=5).read().decode())"
+)
+
+
+def prometheus_on_data1(site, path):
+    result = site.command("data1", "python3", "-c", PROMETHEUS_QUERY, path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return json.loads(result.stdout)["data"]
+
+
+def test_prometheus_on_data1_scrapes_every_app_process_and_loads_the_rules(site, login):
+    login("alice").post_message(room_name(), "counted")
+    deadline = time.monotonic() + 90
+    while True:
+        targets = prometheus_on_data1(site, "targets")["activeTargets"]
+        up = sorted((t["labels"]["job"], t["labels"]["instance"]) for t in targets if t["health"] == "up")
+        jobs = [job for job, _ in up]
+        # Every app host: gunicorn and its two ASGI workers (defaults.env's ASGI_WORKERS).
+        if jobs.count("switchyard-web") == len(site.app_hosts) and jobs.count("switchyard-asgi") == 2 * len(site.app_hosts):
+            break
+        assert time.monotonic() < deadline, f"targets up after 90 s: {up}; all: {[(t['scrapeUrl'], t['lastError']) for t in targets]}"
+        time.sleep(2)
+    rules = [rule["name"] for group in prometheus_on_data1(site, "rules")["groups"] for rule in group["rules"]]
+    assert len(rules) == 8
+
+
+def test_metrics_ports_refuse_the_load_balancer_and_the_front_door(site):
+    app1 = site.command("app1", "python3", "-c", "import socket; print(socket.gethostbyname(socket.gethostname()))")
+    from switchyard.defaults import env
+
+    facts = env()
+    offset = facts.int("METRICS_PORT_OFFSET")
+    for port in (facts.int("WEB_PORT") + offset, facts.int("ASGI_PORT") + offset):
+        probe = site.command("lb1", "python3", "-c",
+                             "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)",
+                             app1.stdout.strip(), str(port))
+        assert probe.returncode != 0 and "Connection refused" in probe.stderr, (port, probe.stderr)
+    front = requests.get(f"{site.base_url}/metrics", timeout=10)
+    assert front.status_code == 404 and "switchyard_" not in front.text
