@@ -21,7 +21,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
 # Sets Django up (apps, settings) before the project's application is imported.
 health_application = get_asgi_application()
 
-from switchyard import metrics  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from switchyard import metrics, ops  # noqa: E402
 from switchyard.project import load_application  # noqa: E402
 from switchyard.websocket import ConnectionLog, OriginAllowlist  # noqa: E402
 
@@ -31,11 +34,22 @@ class DeploymentGuard:
 
     ``application`` is the project's ASGI application; ``health`` an ASGI
     application answering ``/healthz`` (Django's, with Switchyard's middleware).
+    The ops page's socket (``switchyard.ops.websocket_path()``, when
+    ``SWITCHYARD_OPS_PATH`` is set) goes through the same guards to
+    ``switchyard.ops.OpsConsumer`` with Channels' session authentication.
     """
 
     def __init__(self, application, health):
         self.application = application
-        self.websocket = OriginAllowlist(ConnectionLog(application))
+        ops_consumer = AuthMiddlewareStack(ops.OpsConsumer.as_asgi()) if settings.SWITCHYARD_OPS_PATH else None
+        ops_path = ops.websocket_path()
+
+        async def route(scope, receive, send):
+            if ops_consumer is not None and scope.get("path") == ops_path:
+                return await ops_consumer(scope, receive, send)
+            return await application(scope, receive, send)
+
+        self.websocket = OriginAllowlist(ConnectionLog(route))
         self.health = health
 
     async def __call__(self, scope, receive, send):
@@ -67,6 +81,9 @@ class DeploymentGuard:
 
 application = DeploymentGuard(load_application("ASGI_APPLICATION"), health_application)
 
-# This worker's /metrics, on the port runasgi chose (switchyard.metrics).
-metrics.serve_worker_metrics(int(os.environ.get("SWITCHYARD_METRICS_PORT") or 0),
-                             addr=os.environ.get("BIND_ADDRESS", "127.0.0.1"))
+if os.environ.get("SWITCHYARD_ASGI_WORKER"):  # set by runasgi: a worker, not a test importing this
+    # This worker's /metrics, on the port runasgi chose (switchyard.metrics),
+    # and its reports for the ops page (switchyard.ops).
+    metrics.serve_worker_metrics(int(os.environ.get("SWITCHYARD_METRICS_PORT") or 0),
+                                 addr=os.environ.get("BIND_ADDRESS", "127.0.0.1"))
+    ops.start_reporter()

@@ -108,7 +108,7 @@ class DrainingServer(Server):
         if self.draining:
             return
         self.draining = True
-        metrics.DRAIN_IN_PROGRESS.set(1)
+        metrics.mark_draining()
         self.drain_deadline = time.monotonic() + self.drain_timeout
         for port in self.ports:
             port.stopListening()

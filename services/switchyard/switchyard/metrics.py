@@ -107,6 +107,21 @@ for _direction in ("in", "out"):
     WEBSOCKET_BYTES.labels(_direction)
 
 
+_draining = False
+
+
+def mark_draining():
+    """Record that this worker started draining: :data:`DRAIN_IN_PROGRESS` 1 (and :func:`draining` True)."""
+    global _draining
+    _draining = True
+    DRAIN_IN_PROGRESS.set(1)
+
+
+def draining():
+    """Return True once this worker started draining (bool)."""
+    return _draining
+
+
 def close_code_label(code):
     """Return the ``code`` label (str) for WebSocket close ``code`` (int or None): the number, or its class."""
     if code is None:
@@ -228,7 +243,7 @@ def watch_uvicorn_drain():
             continue
 
         def handler(sig, frame, previous=previous):
-            DRAIN_IN_PROGRESS.set(1)
+            mark_draining()
             previous(sig, frame)
 
         signal.signal(signum, handler)

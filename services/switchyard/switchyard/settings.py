@@ -114,8 +114,11 @@ MIDDLEWARE = [
     "switchyard.health.HealthCheckMiddleware",  # so probes are not counted as requests either
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *_project_value("MIDDLEWARE", []),
+    "switchyard.ops.OpsPageMiddleware",  # after the project's: it needs request.user
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# The live operations page for staff users (switchyard.ops); empty: no page, no socket.
+SWITCHYARD_OPS_PATH = env.str("SWITCHYARD_OPS_PATH", default="/ops/")
 # One prefix for every metric (django-prometheus' become switchyard_django_http_*).
 PROMETHEUS_METRIC_NAMESPACE = "switchyard"
 PROMETHEUS_EXPORT_MIGRATIONS = False

@@ -86,7 +86,8 @@ class Command(BaseCommand):
         port = port or settings.ASGI_PORT
         if metrics_port is None:
             metrics_port = port + settings.METRICS_PORT_OFFSET if settings.METRICS_PORT_OFFSET else 0
-        # Read by switchyard.asgi when the server imports it (switchyard.metrics).
+        # Read by switchyard.asgi when the server imports it (switchyard.metrics, switchyard.ops).
+        os.environ["SWITCHYARD_ASGI_WORKER"] = "1"
         os.environ["SWITCHYARD_METRICS_PORT"] = str(metrics_port)
         try:
             argv = server_argv(server, host, port, reload)
