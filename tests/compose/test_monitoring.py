@@ -24,6 +24,12 @@ def monitored(tmp_path_factory):
     yield from running(stack)
 
 
+@pytest.fixture(autouse=True)
+def trust_the_test_certificate(monitored, monkeypatch):
+    """``requests`` prefers REQUESTS_CA_BUNDLE to a session's ``verify``: point it at the stack's self-signed pair."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", monitored.verify)
+
+
 def api(stack, path, **params):
     response = requests.get(f"{stack.prometheus}/api/v1/{path}", params=params, timeout=5)
     response.raise_for_status()
