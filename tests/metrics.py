@@ -25,3 +25,13 @@ def total(samples, name, **labels):
 def scrape_all(urls):
     """Scrape every URL of ``urls``; return the samples of all of them in one list."""
     return [sample for url in urls for sample in scrape(url)]
+
+
+def alert_names():
+    """Return the set of alert names in ``deploy/prometheus/alerts.yml`` (what every path's Prometheus must load)."""
+    from pathlib import Path
+
+    import yaml
+
+    rules = yaml.safe_load((Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml").read_text())
+    return {rule["alert"] for group in rules["groups"] for rule in group["rules"]}

@@ -18,6 +18,7 @@ from tests.ansible.conftest import first_handshake
 from tests.conftest import FIGURES
 from tests.chatload import run_load
 from tests.clients import ChatClient, HttpProbe
+from tests.metrics import alert_names
 from tests.stack.test_chat import room_name
 from tests.stack.test_http import (  # noqa: F401 - the same tests, against lb1
     test_api_post_without_csrf_is_refused,
@@ -140,11 +141,13 @@ def test_prometheus_on_data1_scrapes_every_app_process_and_loads_the_rules(site,
         assert time.monotonic() < deadline, f"targets up after 90 s: {up}; all: {[(t['scrapeUrl'], t['lastError']) for t in targets]}"
         time.sleep(2)
     rules = [rule["name"] for group in prometheus_on_data1(site, "rules")["groups"] for rule in group["rules"]]
-    assert len(rules) == 8
+    assert set(rules) == alert_names()
 
 
 def test_metrics_ports_refuse_the_load_balancer_and_the_front_door(site):
-    app1 = site.command("app1", "python3", "-c", "import socket; print(socket.gethostbyname(socket.gethostname()))")
+    import os
+
+    address = os.environ["SWITCHYARD_APP_ADDRESSES"].split(",")[0]  # app1's private address (verify.yml)
     from switchyard.defaults import env
 
     facts = env()
@@ -152,7 +155,7 @@ def test_metrics_ports_refuse_the_load_balancer_and_the_front_door(site):
     for port in (facts.int("WEB_PORT") + offset, facts.int("ASGI_PORT") + offset):
         probe = site.command("lb1", "python3", "-c",
                              "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)",
-                             app1.stdout.strip(), str(port))
+                             address, str(port))
         assert probe.returncode != 0 and "Connection refused" in probe.stderr, (port, probe.stderr)
     front = requests.get(f"{site.base_url}/metrics", timeout=10)
     assert front.status_code == 404 and "switchyard_" not in front.text

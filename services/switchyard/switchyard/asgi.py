@@ -84,6 +84,7 @@ application = DeploymentGuard(load_application("ASGI_APPLICATION"), health_appli
 if os.environ.get("SWITCHYARD_ASGI_WORKER"):  # set by runasgi: a worker, not a test importing this
     # This worker's /metrics, on the port runasgi chose (switchyard.metrics),
     # and its reports for the ops page (switchyard.ops).
+    metrics.start_dependency_monitor()
     metrics.serve_worker_metrics(int(os.environ.get("SWITCHYARD_METRICS_PORT") or 0),
                                  addr=os.environ.get("BIND_ADDRESS", "127.0.0.1"))
     ops.start_reporter()

@@ -7,15 +7,15 @@ user, a path or an address. docs/operations.md lists each one.
 **Where they are served.** Each process answers ``GET /metrics`` on a port of
 its own, ``METRICS_PORT_OFFSET`` (defaults.env) above the port it serves, on
 the same address (``BIND_ADDRESS``): gunicorn at ``WEB_PORT + offset``
-(9000), each ASGI worker at its port + offset (9100, 9101, ...). nginx never
+(8800), each ASGI worker at its port + offset (8900, 8901, ...). nginx never
 proxies to those ports, so the public front door cannot reach them; a
 Prometheus on the host, the backend network or the monitoring host can.
 
 - **ASGI workers** (one process each): :func:`serve_worker_metrics` starts
   prometheus_client's HTTP server in a thread when ``switchyard.asgi`` is
   imported, with the process collector (CPU seconds, RSS), the metrics
-  below, and :class:`DependencyCollector` (database and Redis health, checked
-  at each scrape). A thread of its own keeps it answering while the worker
+  below, and :class:`DependencyCollector` (database and Redis health, from
+  :class:`DependencyMonitor`'s checks every 2 s). A thread of its own keeps it answering while the worker
   drains (the worker's own port is closed by then).
 - **gunicorn** (several worker processes): prometheus_client's multi-process
   mode (``PROMETHEUS_MULTIPROC_DIR``, set by ``switchyard.gunicorn_conf``).
@@ -151,29 +151,84 @@ def message_bytes(message):
     return len(message.get("bytes") or b"")
 
 
-class DependencyCollector:
-    """Collect ``switchyard_dependency_up{dependency}``: 1 when the dependency answers, else 0, checked at each scrape.
+class DependencyMonitor(threading.Thread):
+    """Run ``switchyard.health.checks()`` every :attr:`interval` seconds in a daemon thread; keep the latest answer.
 
-    The checks are ``switchyard.health``'s (``SELECT 1``, Redis ``PING`` with
-    a 1 s timeout, each channel-layer shard), so ``/healthz`` and the metric
-    never disagree. Runs in the metrics server's thread; the database
-    connection it opens there is closed after each scrape.
+    The checks are ``/healthz``'s (``SELECT 1``, Redis ``PING`` with a 1 s
+    timeout, each channel-layer shard), so the metric and ``/healthz`` never
+    disagree, and they run here only: scrapes and the ops page read
+    :meth:`results` and never wait on a dependency. The thread keeps its own
+    database connection between checks.
     """
 
-    def collect(self):
-        from django.db import connections
+    interval = 2.0
 
+    def __init__(self):
+        super().__init__(name="dependency checks", daemon=True)
+        self.latest = {}
+        self.checked_at = 0.0  # time.monotonic() of the latest answer
+
+    def run(self):
         from switchyard import health
 
-        try:
-            results = health.checks()
-        finally:
-            connections.close_all()
-        family = GaugeMetricFamily(
+        while True:
+            try:
+                self.latest, self.checked_at = health.checks(), time.monotonic()
+            except Exception as exc:  # never end the thread; the staleness below shows it
+                logger.warning("dependency checks failed: %s", exc)
+            time.sleep(self.interval)
+
+    def results(self):
+        """Return ``{dependency: "ok" or the error's name}``; every entry ``"stale"`` when no check finished lately.
+
+        "Lately" is three intervals (6 s): a check stuck on an unreachable
+        database makes the dependencies count as down, not as fine.
+        """
+        if time.monotonic() - self.checked_at > 3 * self.interval:
+            return {name: "stale" for name in self.latest or {"database": None, "redis": None}}
+        return dict(self.latest)
+
+
+_monitor = None
+
+
+def start_dependency_monitor():
+    """Start this process's :class:`DependencyMonitor` (once); return it."""
+    global _monitor
+    if _monitor is None:
+        _monitor = DependencyMonitor()
+        _monitor.start()
+    return _monitor
+
+
+def dependencies():
+    """Return the latest dependency checks (dict; empty before the monitor's first answer or without a monitor)."""
+    if _monitor is None or not _monitor.checked_at:
+        return {}
+    return _monitor.results()
+
+
+class DependencyCollector:
+    """Collect ``switchyard_dependency_up{dependency}``: 1 when the dependency answers, else 0.
+
+    From :func:`dependencies` (the monitor's latest checks, at most 6 s old),
+    so a scrape never waits on the database or Redis.
+    """
+
+    @staticmethod
+    def _family():
+        return GaugeMetricFamily(
             "switchyard_dependency_up", "1 when this process reaches the dependency (database, redis, shards), else 0.",
             labels=["dependency"],
         )
-        for dependency, result in results.items():
+
+    def describe(self):
+        """The metric's description, without running any check (prometheus_client calls it at registration)."""
+        yield self._family()
+
+    def collect(self):
+        family = self._family()
+        for dependency, result in dependencies().items():
             family.add_metric([dependency], 1 if result == "ok" else 0)
         yield family
 
@@ -187,6 +242,7 @@ def serve_worker_metrics(port, addr="127.0.0.1"):
     """
     if not port:
         return None
+    start_dependency_monitor()
     REGISTRY.register(DependencyCollector())
     try:
         server, _thread = start_http_server(port, addr=addr)

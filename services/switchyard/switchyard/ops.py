@@ -55,6 +55,11 @@ def _key_prefix():
     return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'switchyard')}:ops:worker:"
 
 
+def _index_key():
+    """The sorted set of reporting workers (member: worker id, score: Unix time of its latest report)."""
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'switchyard')}:ops:workers"
+
+
 def websocket_path():
     """Return the ops page's WebSocket path (str): under the first ``WEBSOCKET_PATH_PREFIXES`` entry."""
     return f"{settings.WEBSOCKET_PATH_PREFIXES[0]}switchyard/ops/"
@@ -70,29 +75,21 @@ def _samples(metric, **labels):
                if not sample.name.endswith("_created") and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
-def worker_snapshot(dependencies=None):
+def worker_snapshot():
     """Return this worker's snapshot (dict, JSON-ready).
 
     Keys: ``worker`` (``"host:pid"``), ``server`` (daphne/uvicorn),
     ``sockets`` (open WebSockets), ``frames_in``/``frames_out`` and
     ``accepted`` (totals since start), ``refused`` ({reason: total}),
-    ``draining`` (bool), ``dependencies`` ({name: "ok" or the error's name};
-    ``dependencies`` given, else checked now), ``time`` (Unix seconds).
+    ``draining`` (bool), ``dependencies`` ({name: "ok", "stale" or the error's
+    name}: ``switchyard.metrics.dependencies()``, checked every 2 s), ``time``
+    (Unix seconds).
     """
-    from switchyard import health
-
     refused = {}
     for family in metrics.WEBSOCKET_HANDSHAKES.collect():
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.labels.get("outcome") == "refused":
                 refused[sample.labels["reason"]] = refused.get(sample.labels["reason"], 0) + int(sample.value)
-    if dependencies is None:
-        from django.db import connections
-
-        try:
-            dependencies = health.checks()
-        finally:
-            connections.close_all()
     return {
         "worker": worker_id(),
         "server": settings.ASGI_SERVER,
@@ -102,7 +99,7 @@ def worker_snapshot(dependencies=None):
         "accepted": int(_samples(metrics.WEBSOCKET_HANDSHAKES, outcome="accepted")),
         "refused": refused,
         "draining": metrics.draining(),
-        "dependencies": dependencies,
+        "dependencies": metrics.dependencies(),
         "time": time.time(),
     }
 
@@ -124,7 +121,12 @@ class Reporter(threading.Thread):
         while True:
             try:
                 snapshot = worker_snapshot()
-                self.client.set(_key_prefix() + snapshot["worker"], json.dumps(snapshot), ex=REPORT_TTL)
+                with self.client.pipeline(transaction=False) as pipe:
+                    pipe.set(_key_prefix() + snapshot["worker"], json.dumps(snapshot), ex=REPORT_TTL)
+                    pipe.zadd(_index_key(), {snapshot["worker"]: snapshot["time"]})
+                    # Workers silent for a minute leave the index (their snapshot expired long ago).
+                    pipe.zremrangebyscore(_index_key(), "-inf", snapshot["time"] - 60)
+                    pipe.execute()
                 self.failing = False
             except Exception as exc:  # never let the page's bookkeeping end the thread
                 if not self.failing:
@@ -148,7 +150,9 @@ def stack_snapshot(client=None):
     Raises ``redis.RedisError`` when Redis cannot be reached.
     """
     client = client or redis_connections.sync_client(settings.REDIS_URL, timeout=redis_connections.HEALTH_TIMEOUT)
-    keys = sorted(client.scan_iter(match=_key_prefix() + "*", count=100))
+    # The index, not a SCAN: Redis also holds the channel layer's and presence's keys.
+    workers = client.zrangebyscore(_index_key(), time.time() - REPORT_TTL, "+inf")
+    keys = [_key_prefix() + (worker.decode() if isinstance(worker, bytes) else worker) for worker in workers]
     values = client.mget(keys) if keys else []
     workers = [json.loads(value) for value in values if value]
     return sorted(workers, key=lambda worker: worker["worker"])
@@ -158,9 +162,12 @@ class OpsConsumer(AsyncWebsocketConsumer):
     """Push the stack's snapshot to a staff user's ops page every :data:`PUSH_INTERVAL` seconds.
 
     Frames: ``{"type": "stack", "workers": [snapshot, ...], "self": snapshot,
-    "time": s}`` (``self``: the worker holding this socket, sent even when Redis
-    is down, so the page shows the error); ``{"type": "error", "detail": str}``
-    when Redis cannot be read. Not staff: accept, then close with 4403.
+    "time": s}``; ``self`` is the worker holding this socket, and when Redis
+    cannot be read ``workers`` is ``[self]`` and ``error`` names the error, so
+    the page still shows what this worker sees. Not staff (checked at the
+    handshake): accept, then close with 4403. If building a frame fails
+    otherwise, the error is logged and the socket closed with 1011; the page
+    reconnects.
     """
 
     pusher = None
@@ -178,20 +185,31 @@ class OpsConsumer(AsyncWebsocketConsumer):
 
     async def push(self):
         """Send a ``stack`` frame every :data:`PUSH_INTERVAL` seconds until the socket closes."""
-        while True:
-            own = await sync_to_async(worker_snapshot, thread_sensitive=False)()
-            frame = {"type": "stack", "self": own, "time": time.time()}
-            try:
-                frame["workers"] = await sync_to_async(stack_snapshot, thread_sensitive=False)(self.client)
-            except Exception as exc:  # Redis down: the page still gets this worker's view
-                frame["workers"] = [own]
-                frame["error"] = f"{type(exc).__name__}: {exc}"
-            await self.send(text_data=json.dumps(frame))
-            await asyncio.sleep(PUSH_INTERVAL)
+        try:
+            while True:
+                own = worker_snapshot()  # memory only: this process's instruments and cached checks
+                frame = {"type": "stack", "self": own, "time": time.time()}
+                try:
+                    frame["workers"] = await sync_to_async(stack_snapshot, thread_sensitive=False)(self.client)
+                except Exception as exc:  # Redis down: the page still gets this worker's view
+                    frame["workers"] = [own]
+                    frame["error"] = f"{type(exc).__name__}: {exc}"
+                await self.send(text_data=json.dumps(frame))
+                await asyncio.sleep(PUSH_INTERVAL)
+        except asyncio.CancelledError:
+            raise
+        except OSError:
+            pass  # the client left (ClientDisconnected); disconnect() cleans up
+        except Exception:
+            logger.exception("ops: closing the page's socket with 1011")
+            await self.close(code=1011)
 
     async def disconnect(self, code):
         if self.pusher is not None:
             self.pusher.cancel()
+        client = getattr(self, "client", None)
+        if client is not None:
+            await sync_to_async(client.close, thread_sensitive=False)()
 
 
 def ops_page(request):

@@ -109,13 +109,17 @@ if "CSRF_TRUSTED_ORIGINS" in env.ENVIRON:
 # middleware, first so that probes by IP address skip ALLOWED_HOSTS;
 # django-prometheus' middleware around everything, for the HTTP metrics
 # (served on the metrics ports, switchyard.metrics).
-INSTALLED_APPS = [*_project_value("INSTALLED_APPS", []), "django_prometheus", "switchyard.apps.SwitchyardConfig"]
+_project_apps = [app for app in _project_value("INSTALLED_APPS", []) if app != "django_prometheus"]
+INSTALLED_APPS = [*_project_apps, "django_prometheus", "switchyard.apps.SwitchyardConfig"]
+_PROMETHEUS_MIDDLEWARE = ("django_prometheus.middleware.PrometheusBeforeMiddleware",
+                          "django_prometheus.middleware.PrometheusAfterMiddleware")
 MIDDLEWARE = [
     "switchyard.health.HealthCheckMiddleware",  # so probes are not counted as requests either
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *_project_value("MIDDLEWARE", []),
+    *(entry for entry in _project_value("MIDDLEWARE", []) if entry not in _PROMETHEUS_MIDDLEWARE),
     "switchyard.ops.OpsPageMiddleware",  # after the project's: it needs request.user
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus' after-middleware with bounded method labels (switchyard.http_metrics).
+    "switchyard.http_metrics.HttpMetricsMiddleware",
 ]
 # The live operations page for staff users (switchyard.ops); empty: no page, no socket.
 SWITCHYARD_OPS_PATH = env.str("SWITCHYARD_OPS_PATH", default="/ops/")
@@ -145,6 +149,10 @@ if "DATABASES" not in KEEP and "default" in globals().get("DATABASES", {}):
     # open, the PRAGMAs above and Django's function registration per chat
     # message, ~15% of an ASGI worker's CPU in the fan-out profile
     # (docs/benchmarks.md, "Profile").
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        # Seconds to wait for a connection: an unreachable host fails requests,
+        # /healthz and the dependency metric quickly instead of after minutes.
+        _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
     _database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     _database.setdefault("CONN_HEALTH_CHECKS", True)
 

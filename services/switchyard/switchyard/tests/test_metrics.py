@@ -1,5 +1,8 @@
 """switchyard.metrics' label rules, and the handshake bookkeeping of switchyard.websocket's connection state."""
 
+import time
+
+import pytest
 from prometheus_client import REGISTRY
 
 from switchyard import metrics
@@ -62,3 +65,27 @@ def test_a_close_or_an_end_before_accepting_is_a_refusal_by_the_application():
     ended = _ConnectionState(route)
     ended.ended()
     assert value("switchyard_websocket_handshakes_total", route=route, outcome="refused", reason="application") == 2
+
+
+@pytest.mark.django_db
+def test_an_unknown_http_method_never_becomes_a_label_value():
+    from django.test import Client
+
+    response = Client().generic("FOOBAR", "/accounts/login/")
+    assert response.status_code in (400, 405)
+    methods = {sample.labels.get("method") for family in REGISTRY.collect() for sample in family.samples
+               if sample.name.startswith("switchyard_django_http")}
+    assert "FOOBAR" not in methods and "<invalid method>" in methods
+
+
+def test_dependency_collector_describes_without_checking_and_reports_stale_checks_as_down(monkeypatch):
+    collector = metrics.DependencyCollector()
+    assert [family.name for family in collector.describe()] == ["switchyard_dependency_up"]
+    monitor = metrics.DependencyMonitor()
+    monitor.latest, monitor.checked_at = {"database": "ok", "redis": "ok"}, time.monotonic()
+    monkeypatch.setattr(metrics, "_monitor", monitor)
+    samples = {s.labels["dependency"]: s.value for family in collector.collect() for s in family.samples}
+    assert samples == {"database": 1, "redis": 1}
+    monitor.checked_at -= 3 * monitor.interval + 1  # the checks are stuck (an unreachable database)
+    samples = {s.labels["dependency"]: s.value for family in collector.collect() for s in family.samples}
+    assert samples == {"database": 0, "redis": 0}
