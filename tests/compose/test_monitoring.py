@@ -96,6 +96,19 @@ def test_prometheus_loads_the_alert_rules_and_sees_chat_traffic(monitored):
     wait_for(stored_seen, 30, "the stored counter scraped")
 
 
+def test_prometheus_container_turns_healthy(monitored):
+    import subprocess
+
+    (container,) = monitored.container_ids("prometheus")
+
+    def healthy():
+        result = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
+                                capture_output=True, text=True, check=True)
+        return result.stdout.strip() == "healthy"
+
+    wait_for(healthy, 60, "prometheus' healthcheck")
+
+
 def test_prometheus_is_published_on_loopback_only_and_the_app_ports_not_at_all(monitored):
     published = monitored.compose("port", "prometheus", "9090").stdout.strip()
     assert published.startswith("127.0.0.1:"), published
