@@ -74,18 +74,23 @@ def native_stack(run_dir, project=CHAT_PROJECT, server="daphne", **config):
     return NativeStack(StackConfig(**{**fields, **config}))
 
 
-@pytest.fixture(scope="session", params=["daphne", "uvicorn"])
-def stack(request, tmp_path_factory):
-    """A running native stack of the chat example with two ASGI workers of the given server; stopped at the end."""
-    # Short presence bounds so the presence fault test ends quickly.
-    native = native_stack(tmp_path_factory.mktemp(f"stack-{request.param}"), server=request.param,
-                          extra_env={"PRESENCE_TTL": str(PRESENCE_TTL), "PRESENCE_HEARTBEAT": str(PRESENCE_HEARTBEAT)})
+def running(native):
+    """Start ``native`` (a :class:`NativeStack`), create the test users, yield it, stop it: a fixture's body."""
     native.start(timeout=90)
     try:
         create_users(native)
         yield native
     finally:
         native.stop()
+
+
+@pytest.fixture(scope="session", params=["daphne", "uvicorn"])
+def stack(request, tmp_path_factory):
+    """A running native stack of the chat example with two ASGI workers of the given server; stopped at the end."""
+    # Short presence bounds so the presence fault test ends quickly.
+    yield from running(native_stack(
+        tmp_path_factory.mktemp(f"stack-{request.param}"), server=request.param,
+        extra_env={"PRESENCE_TTL": str(PRESENCE_TTL), "PRESENCE_HEARTBEAT": str(PRESENCE_HEARTBEAT)}))
 
 
 def upgrades_by_worker(stack):

@@ -1,4 +1,18 @@
+import shutil
+
 import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; the rest keeps it off the network,
+# which this machine does not have anyway.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # ASGI worker log lines that mean a consumer went wrong, whatever the test
 # asserted: an exception escaped the application, or daphne had to kill a
@@ -35,3 +49,14 @@ def worker_logs_stay_clean(request):
             log.seek(sizes.get(path, 0))
             found += [f"{path.name}: {line.rstrip()}" for line in log if any(d in line for d in WORKER_LOG_DEFECTS)]
     assert not found, "ASGI workers logged defects during the test:\n" + "\n".join(found[:10])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser), closed after the module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

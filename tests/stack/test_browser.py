@@ -2,7 +2,6 @@
 users in one room on different ASGI workers. Leaves a screenshot in
 var/test-output/."""
 
-import shutil
 import uuid
 
 import pytest
@@ -10,29 +9,6 @@ import pytest
 from tests.conftest import PASSWORDS
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As root Chromium needs --no-sandbox; the rest keeps it off the network,
-# which this machine does not have anyway.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
 
 def open_room(browser, base_url, user, room):
     page = browser.new_context().new_page()

@@ -97,17 +97,6 @@ def base_url(liveboard):
     return liveboard.config.url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from tests.stack.test_browser import CHROMIUM, CHROMIUM_ARGS
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 def location_upgrades(stack):
     return {worker: paths.count("/ws/location/") for worker, paths in upgrades_by_worker(stack).items()}
 

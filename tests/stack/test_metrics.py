@@ -166,16 +166,10 @@ async def test_a_drain_sets_its_gauge_and_a_new_worker_clears_it(stack, login):
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory):
     """A native stack with Prometheus (``scripts/stack up --monitoring``), stopped at the end."""
-    from tests.conftest import create_users, free_ports, native_stack
+    from tests.conftest import free_ports, native_stack, running
 
     (port,) = free_ports(1)
-    native = native_stack(tmp_path_factory.mktemp("monitored"), monitoring_port=port)
-    native.start(timeout=90)
-    try:
-        create_users(native)
-        yield native
-    finally:
-        native.stop()
+    yield from running(native_stack(tmp_path_factory.mktemp("monitored"), monitoring_port=port))
 
 
 def prometheus(stack, path, **params):
