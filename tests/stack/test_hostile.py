@@ -3,6 +3,7 @@ error frame, and other clients on the same worker keep working."""
 
 import contextlib
 import os
+import time
 import uuid
 
 import pytest
@@ -64,6 +65,61 @@ def test_bad_frames_get_an_error_frame_and_a_bystander_keeps_working(login, fram
         attacker.send(frame)
         assert attacker.recv(frame_type="error")["code"] == code
         assert_bystander_works(bystander)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("[" * 30000 + "]" * 30000, "invalid_json"),
+        ('{"type": "message", "body": ' + "{\"a\":" * 10000 + "1" + "}" * 10000 + "}", "invalid_json"),
+        ('{"type": "message", "body": "\\ud800"}', "invalid_text"),
+        ('{"type": "message", "body": "tail \\udfff"}', "invalid_text"),
+        ('{"type": "message", "body": "nul \\u0000"}', "invalid_text"),
+    ],
+    ids=["nested-arrays", "nested-objects", "lone-high-surrogate", "lone-low-surrogate", "nul"],
+)
+def test_deep_json_and_unstorable_text_get_an_error_frame_not_1011(stack, login, frame, code):
+    """Issue #16: these closed the socket with 1011 and logged a traceback (RecursionError, UnicodeEncodeError)."""
+    mallory, bob = login("mallory"), login("bob")
+    room = room_name()
+    with mallory.socket(room) as attacker, bystander_on(attacker.worker, bob, room) as bystander:
+        attacker.send(frame)
+        assert attacker.recv(frame_type="error")["code"] == code
+        attacker.say("the attacker's socket still works")
+        assert attacker.recv_message("the attacker's socket still works")
+        assert_bystander_works(bystander)
+
+
+@pytest.mark.parametrize("path", ["/ws/nothing/", "/ws/chat/" + "r" * 65 + "/", "/ws/chat/a/b/", "/ws/"],
+                         ids=["unknown", "room-too-long", "extra-segment", "prefix-only"])
+def test_a_path_no_route_matches_is_refused_with_403_and_one_log_line(stack, login, path):
+    """Issue #16: such handshakes were answered 500 with a traceback per attempt in the worker log."""
+    from websockets.sync.client import connect
+
+    mallory = login("mallory")
+    logs = sorted(stack.log_dir.glob("asgi-*.log"))
+    sizes = {log: log.stat().st_size for log in logs}
+    url = stack.config.url.replace("http://", "ws://") + path
+    for _ in range(3):
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(url, origin=stack.config.url, additional_headers={"Cookie": mallory.cookie_header()},
+                         open_timeout=10):
+                pass
+        assert refused.value.response.status_code == 403
+
+    def written():
+        text = ""
+        for log in logs:
+            with open(log, errors="replace") as handle:
+                handle.seek(sizes[log])
+                text += handle.read()
+        return text
+
+    deadline = time.monotonic() + 10  # supervisord copies the workers' output into the logs a moment later
+    while written().count('"reason": "no_route"') < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "Traceback" not in written() and "No route found" not in written()
+    assert written().count('"reason": "no_route"') == 3, written()[-2000:]
 
 
 def test_binary_frame_gets_an_error_frame(base_url, login):

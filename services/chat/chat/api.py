@@ -6,7 +6,6 @@ room through the channel layer; ``GET ?after=<offset>`` pages through the histor
 Answers are JSON; errors use the protocol's error object (``docs/protocol.md``).
 """
 
-import json
 import logging
 
 import redis
@@ -46,9 +45,9 @@ def messages_view(request, room):
             return _error(400, exc.code, exc.detail)
         return JsonResponse({"messages": messages.messages_page(room, after)})
     try:
-        payload = json.loads(request.body)
-    except ValueError:
-        return _error(400, protocol.INVALID_JSON, "request body is not valid JSON")
+        payload = protocol.decode_json(request.body, "request body")
+    except protocol.ProtocolError as exc:
+        return _error(400, exc.code, exc.detail)
     if not isinstance(payload, dict):
         return _error(400, protocol.INVALID_FRAME, "request body must be a JSON object")
     try:

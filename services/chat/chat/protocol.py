@@ -13,6 +13,7 @@ INVALID_JSON = "invalid_json"
 INVALID_FRAME = "invalid_frame"
 UNKNOWN_TYPE = "unknown_type"
 INVALID_BODY = "invalid_body"
+INVALID_TEXT = "invalid_text"
 EMPTY_BODY = "empty_body"
 BODY_TOO_LONG = "body_too_long"
 BINARY_FRAME = "binary_frame"
@@ -76,19 +77,44 @@ def encode(frame):
 
 
 def validate_body(body):
-    """Return ``body`` if it is a non-blank string of at most ``CHAT_MAX_BODY_CHARS`` characters.
+    """Return ``body`` if it is a non-blank string of at most ``CHAT_MAX_BODY_CHARS`` characters of storable text.
 
     Raises :class:`ProtocolError` with ``invalid_body`` (not a string),
-    ``empty_body`` (empty or whitespace only) or ``body_too_long``.
+    ``invalid_text`` (a character no database or UTF-8 frame can carry: a lone
+    surrogate such as JSON's ``"\\ud800"``, or NUL, which PostgreSQL's text
+    refuses), ``empty_body`` (empty or whitespace only) or ``body_too_long``.
     """
     if not isinstance(body, str):
         raise ProtocolError(INVALID_BODY, "body must be a string")
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(INVALID_TEXT, "body holds a lone surrogate: not Unicode text") from None
+    if "\x00" in body:
+        raise ProtocolError(INVALID_TEXT, "body holds a NUL character")
     if not body.strip():
         raise ProtocolError(EMPTY_BODY, "body must not be empty")
     limit = settings.CHAT_MAX_BODY_CHARS
     if len(body) > limit:
         raise ProtocolError(BODY_TOO_LONG, f"body is {len(body)} characters; the limit is {limit}")
     return body
+
+
+def decode_json(text, what="frame"):
+    """Return the JSON value of ``text`` (str or bytes); the one JSON parse of client input (sockets and the API).
+
+    Raises :class:`ProtocolError` ``invalid_json`` when it is not JSON, or
+    when it nests deeper than Python's recursion limit allows (about 1,000
+    levels: the parser's RecursionError, which would otherwise end the
+    consumer with 1011). Its size is bounded before this by
+    ``WEBSOCKET_MAX_MESSAGE_BYTES`` (1009) or the request size limits.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ProtocolError(INVALID_JSON, f"{what} is nested too deeply") from None
+    except ValueError:
+        raise ProtocolError(INVALID_JSON, f"{what} is not valid JSON") from None
 
 
 def parse_client_frame(text):
@@ -99,17 +125,15 @@ def parse_client_frame(text):
     :class:`ProtocolError` with ``invalid_json``, ``invalid_frame`` (JSON but
     not an object), ``unknown_type`` or a body error from :func:`validate_body`.
     """
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        raise ProtocolError(INVALID_JSON, "frame is not valid JSON") from None
+    frame = decode_json(text)
     if not isinstance(frame, dict):
         raise ProtocolError(INVALID_FRAME, "frame must be a JSON object")
     kind = frame.get("type")
     if kind == PRESENCE:
         return PRESENCE, None
     if kind != MESSAGE:
-        raise ProtocolError(UNKNOWN_TYPE, f"unknown frame type {kind!r}; expected 'message' or 'presence'")
+        shown = repr(kind) if len(repr(kind)) <= 40 else repr(kind)[:37] + "..."
+        raise ProtocolError(UNKNOWN_TYPE, f"unknown frame type {shown}; expected 'message' or 'presence'")
     return MESSAGE, validate_body(frame.get("body"))
 
 

@@ -129,6 +129,43 @@ class ConnectionLog:
             _current.reset(token)
 
 
+# What Channels' outermost URLRouter raises when no route matches a path
+# (channels/routing.py, URLRouter.__call__; tests/test_upstream.py checks it).
+NO_ROUTE_PREFIX = "No route found for path"
+
+
+class RefuseUnknownRoutes:
+    """Answer a WebSocket handshake on a path no route of the project matches with 403 and one ``reject`` record.
+
+    Channels' ``URLRouter`` raises ``ValueError("No route found for path ...")``
+    for such a path; the ASGI server would answer HTTP 500 and log a
+    traceback for every attempt, so anyone could fill the workers' logs at the
+    handshake rate limit. Here the handshake is refused instead (the
+    application closes before accepting: both servers answer 403) with a
+    ``reject`` record, ``reason: "no_route"``. Any other exception passes.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        answered = False
+
+        async def watched_send(message):
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        try:
+            return await self.application(scope, receive, watched_send)
+        except ValueError as exc:
+            if scope["type"] != "websocket" or answered or not str(exc).startswith(NO_ROUTE_PREFIX):
+                raise
+        log_connection("reject", scope, reason="no_route")
+        await receive()  # the websocket.connect the router never read
+        await send({"type": "websocket.close", "code": 1000})
+
+
 class _ConnectionState:
     """What the metrics need to know of one WebSocket while its application runs (``switchyard.metrics``).
 

@@ -77,3 +77,17 @@ def test_get_after_pages_by_offset(signed_in, alice, settings):
 
 def test_unknown_room_reads_empty(signed_in):
     assert signed_in.get("/api/rooms/nobody-here/messages").json() == {"messages": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 100000, "invalid_json"),
+        (b'{"body": "\\ud800"}', "invalid_text"),
+        (b'{"body": "x\\u0000y"}', "invalid_text"),
+    ],
+)
+def test_hostile_bodies_get_400_with_their_code(signed_in, body, code):
+    response = post(signed_in, body.decode())
+    assert response.status_code == 400
+    assert response.json()["code"] == code

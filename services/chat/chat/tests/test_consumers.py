@@ -94,6 +94,13 @@ async def test_message_reaches_every_socket_of_the_room_with_its_offset(alice, b
         ('{"type": "dance"}', "unknown_type"),
         ('{"type": "message", "body": ""}', "empty_body"),
         ('{"type": "message", "body": "' + "x" * 2001 + '"}', "body_too_long"),
+        # Issue #16: these closed the socket with 1011 (RecursionError, UnicodeEncodeError).
+        ("[" * 50000 + "]" * 50000, "invalid_json"),
+        ('{"type": "message", "body": ' + "[" * 30000 + "]" * 30000 + "}", "invalid_json"),
+        ('{"type": "message", "body": "\\ud800"}', "invalid_text"),
+        ('{"type": "message", "body": "a\\udfffb"}', "invalid_text"),
+        ('{"type": "message", "body": "nul \\u0000 inside"}', "invalid_text"),
+        ('{"type": ' + "[" * 30000 + "]" * 30000 + "}", "invalid_json"),
     ],
 )
 async def test_bad_frames_get_an_error_and_the_socket_stays_open(alice, text, code):

@@ -30,6 +30,12 @@ def test_presence_request():
         ('{"type": "message", "body": 5}', protocol.INVALID_BODY),
         ('{"type": "message", "body": ""}', protocol.EMPTY_BODY),
         ('{"type": "message", "body": "  \\n "}', protocol.EMPTY_BODY),
+        ("[" * 100000, protocol.INVALID_JSON),
+        ("{" + '"a":{' * 5000 + "}" * 5001, protocol.INVALID_JSON),
+        ('{"type": "message", "body": "\\ud800"}', protocol.INVALID_TEXT),
+        ('{"type": "message", "body": "\\udc00 late"}', protocol.INVALID_TEXT),
+        ('{"type": "message", "body": "x\\u0000"}', protocol.INVALID_TEXT),
+        ('{"type": {"nested": [1, 2, 3]}}', protocol.UNKNOWN_TYPE),
     ],
 )
 def test_bad_frames_raise_their_code(text, code):
@@ -58,3 +64,9 @@ def test_parse_after_rejects_the_rest(value):
     with pytest.raises(protocol.ProtocolError) as caught:
         protocol.parse_after(value)
     assert caught.value.code == protocol.INVALID_AFTER
+
+
+def test_an_unknown_type_is_shown_short_in_the_error():
+    with pytest.raises(protocol.ProtocolError) as caught:
+        protocol.parse_client_frame('{"type": "' + "x" * 5000 + '"}')
+    assert len(caught.value.detail) < 120

@@ -78,3 +78,23 @@ def test_http_sends_are_not_touched():
     scope = {"type": "http", "path": "/", "client": ("198.51.100.7", 50000)}
     with pytest.raises(Gone):
         asyncio.run(ConnectionLog(application)(scope, receive, send))
+
+
+@pytest.mark.asyncio
+async def test_a_path_no_route_matches_is_refused_with_one_record_and_no_traceback(caplog):
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+    from django.urls import re_path
+
+    from switchyard.websocket import RefuseUnknownRoutes
+
+    async def never(scope, receive, send):  # pragma: no cover - no path reaches it
+        raise AssertionError("routed")
+
+    application = RefuseUnknownRoutes(URLRouter([re_path(r"^ws/known/$", never)]))
+    communicator = WebsocketCommunicator(application, "/ws/nothing/")
+    connected, _ = await communicator.connect()
+    assert not connected  # refused at the handshake (the servers answer 403)
+    records = [r for r in caplog.records if r.name == "switchyard.connections"]
+    assert [(r.event, r.reason) for r in records] == [("reject", "no_route")]
+    assert not [r for r in caplog.records if r.exc_info]
