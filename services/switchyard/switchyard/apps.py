@@ -7,4 +7,7 @@ class SwitchyardConfig(AppConfig):
     name = "switchyard"
 
     def ready(self):
-        from switchyard import checks  # noqa: F401 - registers the checks
+        """Refuse untested versions of the dependencies Switchyard reaches into (``switchyard.upstream``); register the checks."""
+        from switchyard import checks, upstream  # noqa: F401 - checks registers the deployment checks
+
+        upstream.check()

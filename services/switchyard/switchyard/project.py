@@ -90,8 +90,12 @@ def preflight():
     """
     import django
 
+    from switchyard.upstream import UntestedUpstream
+
     try:
         django.setup()
+    except UntestedUpstream as exc:
+        raise ProjectError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001
         raise ProjectError(f"the project's settings cannot be loaded: {describe(exc)}") from exc
     from django.conf import settings
