@@ -156,8 +156,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Each step on its own: one failing (Redis lost) must not skip the
         # others. Presence retries its removals at each heartbeat; group
         # memberships expire with channels_redis' group_expiry.
-        if self.claimed:
-            await rate_limits().forget(self.channel_name)  # memory only
         steps = [functools.partial(self.channel_layer.group_discard, group, self.channel_name)
                  for group in self.groups_joined]
         if self.claimed:

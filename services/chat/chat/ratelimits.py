@@ -7,6 +7,11 @@ workers). Limits are strings in ``limits``' notation, e.g. ``"10/second"``,
 ``"60/minute"``, from the settings ``CHAT_RATE_LIMIT_PER_CONNECTION`` and
 ``CHAT_RATE_LIMIT_PER_USER``. A connection refused more than
 ``CHAT_RATE_LIMIT_TOLERANCE`` times within a minute is closed (1008).
+
+A closed connection's windows are not cleared: limits' memory storage drops
+them once they expire (at most a minute). Clearing them at disconnect raced
+the storage's own expiry task in limits 5.8 (a ``KeyError`` in a task nobody
+awaits, logged with a traceback; found by tests/stack/test_fuzz_shapes.py).
 """
 
 import asyncio
@@ -55,10 +60,6 @@ class RateLimits:
         """Count one refused message; return False once a connection has had more than the tolerance in a minute."""
         return await self.local.hit(self.tolerance, "refused", channel_name)
 
-    async def forget(self, channel_name):
-        """Drop a closed connection's windows (memory only)."""
-        await self.local.clear(self.per_connection, "connection", channel_name)
-        await self.local.clear(self.tolerance, "refused", channel_name)
 
 
 def rate_limits():
