@@ -29,7 +29,6 @@ The instruments below are module-level, created once per process on import
 """
 
 import logging
-import os
 import threading
 import time
 
