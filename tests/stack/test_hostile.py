@@ -122,6 +122,20 @@ def test_a_path_no_route_matches_is_refused_with_403_and_one_log_line(stack, log
     assert written().count('"reason": "no_route"') == 3, written()[-2000:]
 
 
+def test_a_room_full_of_the_largest_bodies_still_welcomes_its_clients(stack, login):
+    """The welcome's history (50 bodies of 2,000 four-byte characters, ~400 KB) outgrows the incoming limit
+    (64 KiB): daphne applied that limit to what it sends and closed the socket with 1011."""
+    alice, bob = login("alice"), login("bob")
+    room = room_name()
+    body = "😀" * 2000
+    for n in range(50):
+        assert alice.post_message(room, body[:-1] + str(n % 10)).status_code == 201
+    with bob.socket(room) as socket:
+        assert len(socket.welcome["history"]) == 50
+        socket.say("after the big welcome")
+        assert socket.recv_message("after the big welcome")
+
+
 def test_binary_frame_gets_an_error_frame(base_url, login):
     mallory, bob = login("mallory"), login("bob")
     room = room_name()

@@ -20,6 +20,20 @@ with 1009, invalid UTF-8 with 1007, a protocol error with 1002, and the
 application may close with the registered codes 1008 (policy), 1011, 1012
 and 1013 (try again later).
 
+**Slow readers.** daphne's ``send()`` never waits: what a client does not
+read piles up in the worker's memory (Twisted's write buffer). The protocol
+registers itself as the transport's push producer (Twisted's flow control):
+Twisted calls ``pauseProducing`` when the socket's buffer passes its mark and
+``resumeProducing`` when it drains. A send while paused adds to the bytes
+waiting; past ``WEBSOCKET_SLOW_READER_BYTES`` (1 MiB) or once the pause has
+lasted ``WEBSOCKET_SLOW_READER_SECONDS`` (10 s) the socket is closed with
+4408 (a close frame, then the connection is aborted after 2 s if the client
+still reads nothing), and later sends are dropped.
+
+**Outgoing size.** autobahn applies the incoming message size limit to
+outgoing messages too; :meth:`WebSocketProtocol.sendMessage` lifts it for
+what the server sends, as uvicorn does.
+
 **Send after the client left.** autobahn raises its own ``Disconnected`` when
 the application sends on a closed socket; the ASGI spec (2.4) asks for a
 server-specific ``OSError`` subclass, which uvicorn raises and the consumer
@@ -31,6 +45,10 @@ application".
 import logging
 import signal
 import time
+
+from django.conf import settings
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from daphne.cli import CommandLineInterface
 from autobahn.exception import Disconnected
@@ -51,14 +69,91 @@ class ClientDisconnected(OSError):
     """Raised to the application by ``send()`` on a socket the client already closed (ASGI spec 2.4)."""
 
 
+@implementer(IPushProducer)
+class SendFlow:
+    """Twisted's view of one socket's write buffer: paused (since when, bytes queued since) or flowing."""
+
+    def __init__(self):
+        self.paused_at = None  # time.monotonic() when the buffer passed its mark, or None
+        self.waiting = 0  # bytes of messages sent since
+
+    def pauseProducing(self):
+        if self.paused_at is None:
+            self.paused_at, self.waiting = time.monotonic(), 0
+
+    def resumeProducing(self):
+        self.paused_at, self.waiting = None, 0
+
+    def stopProducing(self):
+        self.paused_at = None
+
+
 class WebSocketProtocol(ws_protocol.WebSocketProtocol):
-    """daphne's protocol: registered close codes, and sends after a disconnect raise :class:`ClientDisconnected`."""
+    """daphne's protocol: registered close codes, slow readers bounded, and sends after a disconnect raise :class:`ClientDisconnected`."""
+
+    slow = False
+    send_flow = None
+    # Seconds a client closed for reading too slowly gets to read the close frame before the connection is aborted.
+    slow_abort_after = 2.0
+
+    def onOpen(self):
+        super().onOpen()
+        self.send_flow = SendFlow()
+        # daphne's HTTP channel stays registered from before the upgrade; the socket is ours now.
+        self.transport.unregisterProducer()
+        self.registerProducer(self.send_flow, True)
 
     def handle_reply(self, message):
+        if message.get("type") == "websocket.send" and self.send_flow is not None:
+            if self.slow:
+                return  # closed for reading too slowly: nothing more is buffered for it
+            flow = self.send_flow
+            if flow.paused_at is not None:
+                payload = message.get("bytes") or (message.get("text") or "").encode("utf-8", "surrogatepass")
+                flow.waiting += len(payload)
+                if (flow.waiting > settings.WEBSOCKET_SLOW_READER_BYTES
+                        or time.monotonic() - flow.paused_at > settings.WEBSOCKET_SLOW_READER_SECONDS):
+                    self.close_slow_reader()
+                    return
         try:
             super().handle_reply(message)
         except Disconnected as exc:
             raise ClientDisconnected(str(exc)) from exc
+
+    def sendMessage(self, payload, isBinary=False, *args, **kwargs):
+        """autobahn's ``sendMessage`` without its limit on *outgoing* messages.
+
+        daphne sets one ``maxMessagePayloadSize`` (``--websocket-max-message-size``,
+        our ``WEBSOCKET_MAX_MESSAGE_BYTES``) and autobahn applies it to what the
+        server sends too: a chat welcome holding the history of a room full of
+        the largest legal bodies (~400 KB) raised ``PayloadExceededError``, and
+        the socket closed with 1011. The limit is for what clients send (as
+        uvicorn's ``--ws-max-size``); it still applies to every incoming message.
+        """
+        limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            return super().sendMessage(payload, isBinary, *args, **kwargs)
+        finally:
+            self.maxMessagePayloadSize = limit
+
+    def close_slow_reader(self):
+        """Close with 4408 a socket whose client stopped reading; abort the connection if it reads nothing more."""
+        from switchyard.websocket import CLOSE_SLOW_READER, connections
+
+        self.slow = True
+        metrics.SLOW_READER_CLOSES.inc()
+        path = getattr(self, "path", b"")  # daphne's raw request path (bytes)
+        connections.info("close", extra={
+            "event": "close", "path": path.decode("latin-1") if isinstance(path, bytes) else str(path),
+            "client": self.client_addr[0] if self.client_addr else "", "code": CLOSE_SLOW_READER,
+            "reason": "slow_reader", "waiting_bytes": self.send_flow.waiting,
+            "paused_seconds": round(time.monotonic() - self.send_flow.paused_at, 1)})
+        self.sendCloseFrame(code=CLOSE_SLOW_READER, isReply=False)
+        reactor.callLater(self.slow_abort_after, self._abort_if_open)
+
+    def _abort_if_open(self):
+        if self.state != self.STATE_CLOSED and self.transport is not None:
+            self.transport.abortConnection()
 
     def serverClose(self, code=None):
         code = 1000 if code is None else code

@@ -71,6 +71,10 @@ def test_daphne_protocol_members():
     assert parameters(ws_protocol.WebSocketProtocol.handle_reply) == ["self", "message"]
     assert parameters(AutobahnProtocol.sendCloseFrame)[:4] == ["self", "code", "reasonUtf8", "isReply"]
     assert hasattr(AutobahnProtocol, "STATE_OPEN")
+    # sendMessage checks outgoing size against this option (daphne_server lifts it for what it sends).
+    assert "self.maxMessagePayloadSize" in inspect.getsource(AutobahnProtocol.sendMessage)
+    assert parameters(ws_protocol.WebSocketProtocol.registerProducer) == ["self", "producer", "streaming"]
+    assert "onOpen" in vars(ws_protocol.WebSocketProtocol)
     assert parameters(ws_protocol.WebSocketProtocol.serverClose)[:2] == ["self", "code"]
 
 
