@@ -5,7 +5,8 @@ nginx sends only the WebSocket path prefixes here. Each WebSocket handshake
 passes, outermost first, through ``OriginAllowlist`` (Channels'
 ``OriginValidator``: the Origin must match ``WEBSOCKET_ALLOWED_ORIGINS``,
 which defaults to ``ALLOWED_HOSTS``, else 403, logged), the connection
-log and ``RefuseUnknownRoutes`` (a path no route matches: 403, logged, no
+log, ``SlowReaderGuard`` (a client that stops reading is closed with 4408)
+and ``RefuseUnknownRoutes`` (a path no route matches: 403, logged, no
 traceback), then reaches the project's application unchanged (its own middleware,
 such as ``AuthMiddlewareStack``, included). ``GET /healthz`` is answered by
 Django with Switchyard's health middleware, so a container or unit
@@ -27,7 +28,7 @@ from django.conf import settings  # noqa: E402
 
 from switchyard import metrics, ops  # noqa: E402
 from switchyard.project import load_application  # noqa: E402
-from switchyard.websocket import ConnectionLog, OriginAllowlist, RefuseUnknownRoutes  # noqa: E402
+from switchyard.websocket import ConnectionLog, OriginAllowlist, RefuseUnknownRoutes, SlowReaderGuard  # noqa: E402
 
 
 class DeploymentGuard:
@@ -50,7 +51,7 @@ class DeploymentGuard:
                 return await ops_consumer(scope, receive, send)
             return await application(scope, receive, send)
 
-        self.websocket = OriginAllowlist(ConnectionLog(RefuseUnknownRoutes(route)))
+        self.websocket = OriginAllowlist(ConnectionLog(SlowReaderGuard(RefuseUnknownRoutes(route))))
         self.health = health
 
     async def __call__(self, scope, receive, send):

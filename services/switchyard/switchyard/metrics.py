@@ -47,7 +47,7 @@ disable_created_metrics()
 # (RFC 6455 allows 3000-4999) is reported as its class, so a client cannot
 # create thousands of series.
 KNOWN_CLOSE_CODES = {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
-                     4401, 4403, 4409}
+                     4000, 4401, 4403, 4408}
 
 WEBSOCKET_CONNECTIONS = Gauge(
     "switchyard_websocket_connections",
@@ -74,6 +74,10 @@ WEBSOCKET_BYTES = Counter(
     "switchyard_websocket_bytes_total",
     "Bytes of WebSocket messages received (in) and sent (out): the payload, UTF-8 for text.",
     ["direction"],
+)
+SLOW_READER_CLOSES = Counter(
+    "switchyard_websocket_slow_reader_closes_total",
+    "Sockets closed with 4408 because their client stopped taking what was sent to it (WEBSOCKET_SLOW_READER_*).",
 )
 DRAIN_IN_PROGRESS = Gauge(
     "switchyard_drain_in_progress",

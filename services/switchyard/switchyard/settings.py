@@ -249,6 +249,14 @@ WEBSOCKET_PATH_PREFIXES = env.list("WEBSOCKET_PATH_PREFIXES")
 METRICS_PORT_OFFSET = env.int("METRICS_PORT_OFFSET")
 # Largest incoming WebSocket message the ASGI server accepts, in bytes.
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 * 1024)
+# Slow readers (switchyard.websocket.SlowReaderGuard, switchyard.daphne_server):
+# a client that has not taken what was sent to it for this many seconds while
+# more keeps coming is closed with 4408 (it resumes by offset when it
+# reconnects), so a worker never buffers without bound for one socket.
+WEBSOCKET_SLOW_READER_SECONDS = env.float("WEBSOCKET_SLOW_READER_SECONDS", default=10.0)
+# ...or sooner, once this many bytes wait for it beyond the socket's own
+# buffers (daphne holds them in memory; uvicorn makes the sender wait instead).
+WEBSOCKET_SLOW_READER_BYTES = env.int("WEBSOCKET_SLOW_READER_BYTES", default=1024 * 1024)
 
 # --- Logging -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ bodies, cookies or session keys. :class:`ConnectionLog` records, for every
 project, which worker accepted each socket. ``switchyard.asgi`` applies both.
 """
 
+import asyncio
 import contextvars
 import logging
 from urllib.parse import urlparse
@@ -127,6 +128,54 @@ class ConnectionLog:
         finally:
             state.ended()
             _current.reset(token)
+
+
+# Close code for a client that stopped reading (docs/protocol.md): reconnect and resume by offset.
+CLOSE_SLOW_READER = 4408
+
+
+class SlowReaderGuard:
+    """Close a socket whose client stops taking frames, instead of letting its frames pile up in the worker.
+
+    uvicorn makes ``send()`` wait while the socket's write buffer is full, so
+    a consumer sending to a client that stopped reading waits, and the
+    messages meant for it pile up in its channel-layer buffer. Here a
+    ``websocket.send`` that has waited ``WEBSOCKET_SLOW_READER_SECONDS``
+    (default 10) ends the socket: one ``close`` record (``reason:
+    "slow_reader"``, ``code: 4408``), ``switchyard_websocket_slow_reader_closes_total``,
+    a close frame with 4408, and every later send of the application dropped
+    until the server reports the disconnect. daphne's ``send()`` never waits
+    (it buffers in memory): ``switchyard.daphne_server`` bounds that side.
+    """
+
+    def __init__(self, application, timeout=None):
+        self.application = application
+        self.timeout = timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.application(scope, receive, send)
+        timeout = self.timeout if self.timeout is not None else settings.WEBSOCKET_SLOW_READER_SECONDS
+        slow = False
+
+        async def guarded_send(message):
+            nonlocal slow
+            if slow:
+                return  # the socket is being closed for reading too slowly: nothing more goes out
+            if message.get("type") != "websocket.send":
+                return await send(message)
+            try:
+                return await asyncio.wait_for(send(message), timeout)
+            except asyncio.TimeoutError:
+                slow = True
+            log_connection("close", scope, code=CLOSE_SLOW_READER, reason="slow_reader", waited_seconds=timeout)
+            metrics.SLOW_READER_CLOSES.inc()
+            try:
+                await asyncio.wait_for(send({"type": "websocket.close", "code": CLOSE_SLOW_READER}), timeout)
+            except (asyncio.TimeoutError, OSError, RuntimeError):
+                pass  # the server aborts the connection itself when the close cannot be written either
+
+        return await self.application(scope, receive, guarded_send)
 
 
 # What Channels' outermost URLRouter raises when no route matches a path

@@ -98,3 +98,25 @@ async def test_a_path_no_route_matches_is_refused_with_one_record_and_no_traceba
     records = [r for r in caplog.records if r.name == "switchyard.connections"]
     assert [(r.event, r.reason) for r in records] == [("reject", "no_route")]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.asyncio
+async def test_a_send_that_waits_too_long_closes_the_socket_with_4408_and_drops_later_sends(caplog):
+    from switchyard.websocket import SlowReaderGuard
+
+    sent, release = [], asyncio.Event()
+
+    async def server_send(message):  # a server whose write buffer is full until released
+        if message["type"] == "websocket.send":
+            await release.wait()
+        sent.append(message)
+
+    async def app(scope, receive, send):
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "stuck"})
+        await send({"type": "websocket.send", "text": "dropped"})
+
+    await SlowReaderGuard(app, timeout=0.1)({"type": "websocket", "path": "/ws/x/"}, None, server_send)
+    assert sent == [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 4408}]
+    records = [r for r in caplog.records if r.name == "switchyard.connections"]
+    assert [(r.event, r.code, r.reason) for r in records] == [("close", 4408, "slow_reader")]
