@@ -2,6 +2,7 @@
 error frame, and other clients on the same worker keep working."""
 
 import contextlib
+import json
 import os
 import time
 import uuid
@@ -134,6 +135,23 @@ def test_a_room_full_of_the_largest_bodies_still_welcomes_its_clients(stack, log
         assert len(socket.welcome["history"]) == 50
         socket.say("after the big welcome")
         assert socket.recv_message("after the big welcome")
+
+
+def test_a_message_split_at_every_byte_boundary_is_reassembled(base_url, login):
+    """One presence request cut into a TEXT and a CONT frame at each byte position, inside multi-byte characters
+    too: each one answered (presence requests are not rate limited), on daphne and uvicorn."""
+    from websockets.frames import Frame
+
+    alice = login("alice")
+    raw = RawSocket(base_url, room_name(), alice.cookie_header())
+    data = json.dumps({"type": "presence", "note": "é😀ü"}, ensure_ascii=False).encode()
+    for cut in range(len(data) + 1):
+        raw.protocol.send_frame(Frame(Opcode.TEXT, data[:cut], fin=False))
+        raw.protocol.send_frame(Frame(Opcode.CONT, data[cut:], fin=True))
+        raw._flush()
+        assert raw.recv_json(frame_type="presence")["users"] == ["alice"], cut
+    raw.send_frame(Opcode.CLOSE, b"\x03\xe8")
+    assert raw.close_code() == 1000
 
 
 def test_binary_frame_gets_an_error_frame(base_url, login):
