@@ -117,6 +117,17 @@ async def test_slow_readers_are_closed_with_4408_and_nobody_else_waits(stack, lo
         return found
 
     records = slow_reader_records()
+
+    # The server ended those sockets' consumers too (not half-closed sockets holding presence and the user's
+    # socket cap): trudy leaves the room's presence, her clients still never having read a byte.
+    def trudy_gone():
+        with login("mallory").socket(room) as socket:
+            return "trudy" not in socket.recv(frame_type="presence")["users"]
+
+    deadline = time.monotonic() + 30
+    while not await asyncio.to_thread(trudy_gone):
+        assert time.monotonic() < deadline, "the slow sockets' consumers never ended"
+        await asyncio.sleep(1)
     codes = [await asyncio.to_thread(socket.close_code) for socket in slow]  # now read: what did the server send?
     closes = total(scrape_all(metrics_urls), "switchyard_websocket_slow_reader_closes_total") - closes_before
     growth = {port: (rss_peak[port] - rss_before[port]) / 2**20 for port in rss_before}

@@ -145,10 +145,7 @@ def parse_after(value):
     """
     if value in (None, ""):
         return None
-    try:
-        after = int(value)
-    except ValueError:
-        raise ProtocolError(INVALID_AFTER, "after must be an offset (an integer >= 0)") from None
-    if after < 0:
+    # ASCII digits only: int() would also take "٣", "1_000" and " 5 ".
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise ProtocolError(INVALID_AFTER, "after must be an offset (an integer >= 0)")
-    return after
+    return int(value)

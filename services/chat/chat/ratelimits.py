@@ -61,7 +61,6 @@ class RateLimits:
         return await self.local.hit(self.tolerance, "refused", channel_name)
 
 
-
 def rate_limits():
     """Return this event loop's :class:`RateLimits`, made on first use from settings."""
     loop = asyncio.get_running_loop()

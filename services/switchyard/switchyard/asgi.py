@@ -51,7 +51,10 @@ class DeploymentGuard:
                 return await ops_consumer(scope, receive, send)
             return await application(scope, receive, send)
 
-        self.websocket = OriginAllowlist(ConnectionLog(SlowReaderGuard(RefuseUnknownRoutes(route))))
+        guarded = RefuseUnknownRoutes(route)
+        if settings.ASGI_SERVER != "daphne":  # daphne's sends never wait; switchyard.daphne_server bounds it
+            guarded = SlowReaderGuard(guarded)
+        self.websocket = OriginAllowlist(ConnectionLog(guarded))
         self.health = health
 
     async def __call__(self, scope, receive, send):

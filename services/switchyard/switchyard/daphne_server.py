@@ -93,7 +93,8 @@ class WebSocketProtocol(ws_protocol.WebSocketProtocol):
 
     slow = False
     send_flow = None
-    # Seconds a client closed for reading too slowly gets to read the close frame before the connection is aborted.
+    # Seconds a client closed for reading too slowly gets before the connection is aborted, in case
+    # autobahn's own close handshake timeout (1 s) has not dropped it already.
     slow_abort_after = 2.0
 
     def onOpen(self):
@@ -108,7 +109,7 @@ class WebSocketProtocol(ws_protocol.WebSocketProtocol):
             if self.slow:
                 return  # closed for reading too slowly: nothing more is buffered for it
             flow = self.send_flow
-            if flow.paused_at is not None:
+            if flow.paused_at is not None and settings.WEBSOCKET_SLOW_READER_SECONDS:
                 payload = message.get("bytes") or (message.get("text") or "").encode("utf-8", "surrogatepass")
                 flow.waiting += len(payload)
                 if (flow.waiting > settings.WEBSOCKET_SLOW_READER_BYTES

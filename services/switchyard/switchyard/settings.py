@@ -252,10 +252,10 @@ WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=64 
 # Slow readers (switchyard.websocket.SlowReaderGuard, switchyard.daphne_server):
 # a client that has not taken what was sent to it for this many seconds while
 # more keeps coming is closed with 4408 (it resumes by offset when it
-# reconnects), so a worker never buffers without bound for one socket.
+# reconnects), so a worker never buffers without bound for one socket. 0: off.
 WEBSOCKET_SLOW_READER_SECONDS = env.float("WEBSOCKET_SLOW_READER_SECONDS", default=10.0)
 # ...or sooner, once this many bytes wait for it beyond the socket's own
-# buffers (daphne holds them in memory; uvicorn makes the sender wait instead).
+# buffers (daphne only: it holds them in memory; uvicorn makes the sender wait).
 WEBSOCKET_SLOW_READER_BYTES = env.int("WEBSOCKET_SLOW_READER_BYTES", default=1024 * 1024)
 
 # --- Logging -----------------------------------------------------------------

@@ -141,7 +141,7 @@ class SlowReaderGuard:
     a consumer sending to a client that stopped reading waits, and the
     messages meant for it pile up in its channel-layer buffer. Here a
     ``websocket.send`` that has waited ``WEBSOCKET_SLOW_READER_SECONDS``
-    (default 10) ends the socket: one ``close`` record (``reason:
+    (default 10; 0 turns the guard off) ends the socket: one ``close`` record (``reason:
     "slow_reader"``, ``code: 4408``), ``switchyard_websocket_slow_reader_closes_total``,
     a close frame with 4408, and every later send of the application dropped
     until the server reports the disconnect. daphne's ``send()`` never waits
@@ -153,9 +153,9 @@ class SlowReaderGuard:
         self.timeout = timeout
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "websocket":
-            return await self.application(scope, receive, send)
         timeout = self.timeout if self.timeout is not None else settings.WEBSOCKET_SLOW_READER_SECONDS
+        if scope["type"] != "websocket" or not timeout:
+            return await self.application(scope, receive, send)
         slow = False
 
         async def guarded_send(message):
@@ -165,17 +165,24 @@ class SlowReaderGuard:
             if message.get("type") != "websocket.send":
                 return await send(message)
             try:
-                return await asyncio.wait_for(send(message), timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):  # no task per send (asyncio.wait_for makes one)
+                    return await send(message)
+            except TimeoutError:
                 slow = True
             log_connection("close", scope, code=CLOSE_SLOW_READER, reason="slow_reader", waited_seconds=timeout)
             metrics.SLOW_READER_CLOSES.inc()
-            try:
-                await asyncio.wait_for(send({"type": "websocket.close", "code": CLOSE_SLOW_READER}), timeout)
-            except (asyncio.TimeoutError, OSError, RuntimeError):
-                pass  # the server aborts the connection itself when the close cannot be written either
+            # Not awaited under a timeout: the server bounds its own close (websockets' close_timeout,
+            # then it fails the connection), and cancelling it would leave the socket half closed.
+            closing = asyncio.ensure_future(send({"type": "websocket.close", "code": CLOSE_SLOW_READER}))
+            closing.add_done_callback(_ignore_outcome)
 
         return await self.application(scope, receive, guarded_send)
+
+
+def _ignore_outcome(task):
+    """Retrieve a background close's outcome (the client may be gone): never "exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 # What Channels' outermost URLRouter raises when no route matches a path
@@ -211,7 +218,11 @@ class RefuseUnknownRoutes:
             if scope["type"] != "websocket" or answered or not str(exc).startswith(NO_ROUTE_PREFIX):
                 raise
         log_connection("reject", scope, reason="no_route")
-        await receive()  # the websocket.connect the router never read
+        try:  # the websocket.connect the router never read (unless the project's middleware did)
+            async with asyncio.timeout(1):
+                await receive()
+        except TimeoutError:
+            pass
         await send({"type": "websocket.close", "code": 1000})
 
 

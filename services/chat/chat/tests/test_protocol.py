@@ -59,7 +59,7 @@ def test_parse_after_accepts_ids(value, expected):
     assert protocol.parse_after(value) == expected
 
 
-@pytest.mark.parametrize("value", ["-1", "x", "1.5", "9e9"])
+@pytest.mark.parametrize("value", ["-1", "x", "1.5", "9e9", "٣", "1_000", " 5 ", "+5", "9" * 5000])
 def test_parse_after_rejects_the_rest(value):
     with pytest.raises(protocol.ProtocolError) as caught:
         protocol.parse_after(value)
