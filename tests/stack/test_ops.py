@@ -31,8 +31,8 @@ def open_ops(browser, stack):
 
 
 def workers_shown(page):
-    rows = page.locator("#workers tbody tr")
-    return [rows.nth(i).get_attribute("data-worker") for i in range(rows.count())]
+    """The worker ids in the table, read in one call (the page rebuilds the table every second)."""
+    return page.locator("#workers tbody tr td:first-child").all_text_contents()
 
 
 def number(page, element_id):
