@@ -231,7 +231,7 @@ class NativeStack:
         return self
 
     def wait_ready(self, timeout=60):
-        """Wait until nginx answers ``/healthz`` with 200 and every ASGI worker accepts TCP."""
+        """Wait until nginx answers ``/healthz`` with 200, every ASGI worker accepts TCP and (``redis_ha``) every sentinel knows the replica."""
         deadline = time.monotonic() + timeout
         pending = "nginx /healthz"
         while time.monotonic() < deadline:
@@ -250,6 +250,10 @@ class NativeStack:
         for port in self.config.asgi_ports:
             if not port_accepts(port):
                 return f"ASGI worker on port {port}"
+        if self.config.redis_ha and not self.config.redis_url:
+            missing = self._failover_not_ready()
+            if missing:
+                return missing
         try:
             with urllib.request.urlopen(f"{self.config.url}/healthz", timeout=2) as response:
                 if response.status == 200:
@@ -257,6 +261,32 @@ class NativeStack:
         except (urllib.error.URLError, OSError):
             pass
         return "nginx /healthz"
+
+    def _failover_not_ready(self):
+        """Return what a failover still lacks (str), or None once every sentinel knows the replica as healthy.
+
+        Sentinels learn of replicas from the primary's INFO, which they ask for
+        every 10 s: a primary lost before then has no replica to promote
+        (``-failover-abort-no-good-slave``; one CI run's kill 9 s after the
+        start waited 16 s for a third attempt). Ready means a failover can work.
+        """
+        import redis
+
+        name = FACTS.str("REDIS_SENTINEL_MASTER")
+        for port in self.config.sentinel_ports:
+            client = redis.Redis(port=port, password=self._secret("redis-password"), socket_timeout=1,
+                                 socket_connect_timeout=1)
+            try:
+                replicas = client.sentinel_slaves(name)
+            except redis.RedisError:
+                return f"sentinel on port {port}"
+            finally:
+                client.close()
+            if not [replica for replica in replicas if replica.get("port") == self.config.redis_replica_port
+                    and not replica.get("is_sdown") and not replica.get("is_disconnected")
+                    and replica.get("master-link-status") == "ok"]:
+                return f"sentinel on port {port} to know the replica"
+        return None
 
     def stop(self, timeout=None):
         """Stop supervisord and every process under it (SIGTERM; SIGKILL after ``timeout`` seconds)."""
