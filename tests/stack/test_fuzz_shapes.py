@@ -16,13 +16,13 @@ import socket
 import struct
 import time
 
-import psutil
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Opcode
 
 from tests.clients import HttpProbe, RawSocket
+from tests.stack.test_fuzz import rss, worker_pids
 
 CONNECTIONS = 100
 HANDSHAKES = 250
@@ -149,14 +149,6 @@ def send_all(raw, frames):
     for opcode, payload, fin in frames:
         raw.protocol.send_frame(Frame(opcode, payload, fin=fin))
     raw._flush()
-
-
-def worker_pids(stack):
-    return {port: int(stack.ctl("pid", f"asgi:asgi-{port}").stdout) for port in stack.config.asgi_ports}
-
-
-def rss(pids):
-    return sum(psutil.Process(pid).memory_info().rss for pid in pids)
 
 
 def test_structured_fuzz_gets_no_1011_no_5xx_no_traceback(stack, base_url, login, report):

@@ -196,12 +196,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def rate_limited(self):
         """Refuse one message over a rate limit: an error frame, or 1008 past the tolerance."""
         if not await rate_limits().tolerate(self.channel_name):
-            metrics.MESSAGES_REFUSED.labels("flood").inc()
+            metrics.REFUSED_FLOOD.inc()
             log_connection("close", self.scope, room=self.room, user=self.username,
                            code=protocol.CLOSE_POLICY_VIOLATION, reason="flood")
             await self.close(code=protocol.CLOSE_POLICY_VIOLATION)
             return
-        metrics.MESSAGES_REFUSED.labels("rate_limited").inc()
+        metrics.REFUSED_RATE_LIMITED.inc()
         await self.send_frame(protocol.error_frame(protocol.RATE_LIMITED, "slow down: message not sent"))
 
     async def chat_message(self, event):
@@ -218,10 +218,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for earlier in missed:
                 await self.send_frame(protocol.message_frame(earlier))
-                metrics.MESSAGES_DELIVERED.labels("gap").inc()
+                metrics.DELIVERED_GAP.inc()
         await self.send_text(event["text"])  # the frame, encoded once by chat.messages.broadcast
         self.offset = message["offset"]
-        metrics.MESSAGES_DELIVERED.labels("live").inc()
+        metrics.DELIVERED_LIVE.inc()
         if "stored" in event:
             metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event["stored"]))
 

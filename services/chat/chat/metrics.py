@@ -30,7 +30,6 @@ MESSAGES_REFUSED = Counter(
 )
 
 # Known label values exist from the start at 0 (switchyard.metrics does the same).
-for _path in ("live", "gap"):
-    MESSAGES_DELIVERED.labels(_path)
-for _reason in ("rate_limited", "flood"):
-    MESSAGES_REFUSED.labels(_reason)
+# (and the consumer's per-delivery path uses these children directly).
+DELIVERED_LIVE, DELIVERED_GAP = MESSAGES_DELIVERED.labels("live"), MESSAGES_DELIVERED.labels("gap")
+REFUSED_RATE_LIMITED, REFUSED_FLOOD = MESSAGES_REFUSED.labels("rate_limited"), MESSAGES_REFUSED.labels("flood")

@@ -63,9 +63,9 @@ class _counted:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            metrics.CHANNEL_LAYER_MESSAGES.labels(self.operation).inc()
+            metrics.LAYER_OK[self.operation].inc()
         elif not issubclass(exc_type, asyncio.CancelledError):
-            metrics.CHANNEL_LAYER_ERRORS.labels(self.operation).inc()
+            metrics.LAYER_FAILED[self.operation].inc()
         return False
 
 
@@ -206,7 +206,7 @@ class RedisChannelLayer(core.RedisChannelLayer):
     def _reader_done(self, reader):
         if not reader.cancelled() and reader.exception() is not None:
             logger.warning("channel layer reader stopped: %s", reader.exception())
-            metrics.CHANNEL_LAYER_ERRORS.labels("reader").inc()
+            metrics.LAYER_FAILED["reader"].inc()
             self.reader_failed = True
 
     async def flush(self):

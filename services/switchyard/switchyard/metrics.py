@@ -101,13 +101,12 @@ CHANNEL_LAYER_RECONNECTS = Counter(
 )
 # Children whose label values are known up front exist from the start at 0,
 # so a dashboard or an alert sees "none yet" instead of no series.
-for _operation in ("send", "group_send", "receive"):
-    CHANNEL_LAYER_MESSAGES.labels(_operation)
-    CHANNEL_LAYER_ERRORS.labels(_operation)
-CHANNEL_LAYER_ERRORS.labels("reader")
-for _direction in ("in", "out"):
-    WEBSOCKET_FRAMES.labels(_direction)
-    WEBSOCKET_BYTES.labels(_direction)
+# The hot paths (every frame, every channel-layer operation) use these
+# children directly instead of a labels() lookup each time.
+LAYER_OK = {op: CHANNEL_LAYER_MESSAGES.labels(op) for op in ("send", "group_send", "receive")}
+LAYER_FAILED = {op: CHANNEL_LAYER_ERRORS.labels(op) for op in ("send", "group_send", "receive", "reader")}
+FRAMES = {direction: WEBSOCKET_FRAMES.labels(direction) for direction in ("in", "out")}
+BYTES = {direction: WEBSOCKET_BYTES.labels(direction) for direction in ("in", "out")}
 
 
 _draining = False

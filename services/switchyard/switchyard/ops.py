@@ -52,12 +52,12 @@ TEMPLATE = os.path.join(os.path.dirname(__file__), "templates", "switchyard", "o
 
 
 def _key_prefix():
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'switchyard')}:ops:worker:"
+    return f"{redis_connections.key_prefix_setting()}:ops:worker:"
 
 
 def _index_key():
     """The sorted set of reporting workers (member: worker id, score: Unix time of its latest report)."""
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'switchyard')}:ops:workers"
+    return f"{redis_connections.key_prefix_setting()}:ops:workers"
 
 
 def websocket_path():

@@ -257,17 +257,20 @@ class _ConnectionState:
             metrics.WEBSOCKET_CONNECTIONS.labels(self.route).inc()
             self.open = True
         else:
-            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal).inc()
+            self._count_refusal()
+
+    def _count_refusal(self):
+        metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal or "application").inc()
 
     def frame(self, direction, message):
-        metrics.WEBSOCKET_FRAMES.labels(direction).inc()
-        metrics.WEBSOCKET_BYTES.labels(direction).inc(metrics.message_bytes(message))
+        metrics.FRAMES[direction].inc()
+        metrics.BYTES[direction].inc(metrics.message_bytes(message))
 
     def closed(self, side, code):
         if not self.handshake_done:
             # Closed before accepting: the server answers the handshake with 403.
             self.handshake_done = True
-            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal or "application").inc()
+            self._count_refusal()
             return
         if not self.close_counted:
             self.close_counted = True
@@ -278,7 +281,7 @@ class _ConnectionState:
         if not self.handshake_done:
             # The application returned (or raised) without answering the handshake.
             self.handshake_done = True
-            metrics.WEBSOCKET_HANDSHAKES.labels(self.route, "refused", self.refusal or "application").inc()
+            self._count_refusal()
         self._leave()
 
     def _leave(self):
