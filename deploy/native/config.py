@@ -96,6 +96,8 @@ class StackConfig:
     redis_shard_ports: list = field(default_factory=list)
     run_dir: Path = DEFAULT_RUN_DIR
     drain_timeout: int = field(default_factory=lambda: FACTS.int("ASGI_DRAIN_TIMEOUT"))
+    # Each ASGI worker's CPU weight where gunicorn's is 100 (ASGI_CPU_WEIGHT): a nice value.
+    asgi_cpu_weight: int = field(default_factory=lambda: FACTS.int("ASGI_CPU_WEIGHT"))
     extra_env: dict = field(default_factory=dict)
     # nginx template variables to override (deploy.nginx.DEFAULTS), e.g. limits for a benchmark.
     nginx: dict = field(default_factory=dict)

@@ -1,5 +1,6 @@
 """The native stack's configuration files: nginx (from the one source in ``nginx/``), supervisord, Redis."""
 
+import math
 import os
 import resource
 import sys
@@ -34,6 +35,23 @@ def render_nginx(config, run_dir, log_dir, env):
         run_as_user="root" if os.geteuid() == 0 else None,
         **{"worker_rlimit_nofile": open_files_limit(config), **config.nginx},
     )
+
+
+def nice_for_weight(weight):
+    """Return the nice value (int, 0-19) whose CFS weight is ``weight`` % of nice 0's.
+
+    ``weight`` is a CPU weight where 100 is the reference (systemd's
+    CPUWeight scale; ASGI_CPU_WEIGHT). Linux's scheduler gives each nice
+    step about 1.25 times less weight (``sched_prio_to_weight`` in
+    kernel/sched/core.c), so 25 gives nice 6 (weight 272 of 1024). Weights
+    of 100 and over give 0: raising a priority needs privileges the stack
+    does not take. Raises ``ValueError`` for a weight under 1.
+    """
+    if weight < 1:
+        raise ValueError(f"CPU weight {weight}: use 1-10000 (100 is gunicorn's)")
+    if weight >= 100:
+        return 0
+    return min(19, round(math.log(100 / weight, 1.25)))
 
 
 def redis_conf(password, replica_of=None):
@@ -126,6 +144,8 @@ def render_supervisord(config, run_dir, log_dir):
             web_port=config.web_port,
             asgi_ports=config.asgi_ports,
             asgi_server=config.asgi_server,
+            asgi_nice=nice_for_weight(config.asgi_cpu_weight),
+            nice=require_program("nice", "coreutils"),
             drain_timeout=config.drain_timeout,
             min_fds=open_files_limit(config),
             redis_port=None if config.redis_url else config.redis_port,

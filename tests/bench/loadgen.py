@@ -4,27 +4,44 @@ library) in separate processes, driven step by step by the orchestrator.
 Each :func:`serve` process holds its share of the sockets and answers commands
 sent over a ``multiprocessing`` pipe:
 
-- ``("open", url, cookie, origin, count, concurrency)``: open ``count`` sockets;
+- ``("open", cookie, origin, count, concurrency)``: open ``count`` sockets;
   answers ``{"opened", "failed", "seconds", "workers": {worker: n}}``.
 - ``("fanout", step, rate, seconds, publish)``: with ``publish``, send
-  ``rate`` messages/s spread over this process's rooms for ``seconds``; every
-  process counts the frames of ``step`` it receives until ``seconds`` + 1 s;
-  answers ``{"sent", "received", "latencies_ms": [...]}`` (a sample).
+  ``rate`` messages/s spread over this process's rooms for ``seconds`` on a
+  fixed schedule (open loop: a send that falls behind is sent at once, its
+  latency still counted from its scheduled time, so a stalled server is not
+  hidden by a stalled client: no coordinated omission); every process waits
+  :data:`GRACE_SECONDS` more, then answers ``{"scheduled", "send_failed",
+  "received", "late", "histogram"}`` for the messages scheduled inside the
+  step (``histogram``: an encoded HdrHistogram of latencies in microseconds).
+- ``("held",)``: answers ``{"open", "closed"}``: sockets still open and
+  sockets the server or the network closed since they were opened.
 - ``("close",)``: close everything and exit.
 
-Message bodies carry ``"<step>|<send time>"`` so latency is measured end to end
-(same clock: everything runs on this machine).
+Message bodies carry ``"<step>|<scheduled send time>"``; latency is receive
+time minus scheduled send time (same clock: everything runs on this machine).
+A frame of a step that arrives after that step was reported is counted in the
+next answer's ``stragglers``.
 """
 
 import asyncio
 import collections
 import json
+import os
 import random
 import time
 
+from hdrh.histogram import HdrHistogram
 from websockets.asyncio.client import connect
 
-LATENCY_SAMPLE = 20000  # latencies kept per process per step
+GRACE_SECONDS = 2.0  # after a step's last scheduled send, before its deliveries are counted
+LATE_MS = 1000  # a delivery later than this after its scheduled send is "late" (still delivered)
+HISTOGRAM_RANGE_US = (1, 120_000_000, 3)  # 1 µs .. 120 s, 3 significant digits
+
+
+def new_histogram():
+    """An empty latency histogram (µs): HdrHistogram, the same parameters in every process so they merge."""
+    return HdrHistogram(*HISTOGRAM_RANGE_US)
 
 
 class Sockets:
@@ -33,17 +50,22 @@ class Sockets:
     def __init__(self):
         self.by_room = collections.defaultdict(list)
         self.received = collections.Counter()
-        self.latencies = collections.defaultdict(list)
+        self.late = collections.Counter()
+        self.histograms = collections.defaultdict(new_histogram)
+        self.reported = set()
+        self.stragglers = 0
+        self.closed = 0
 
     async def open(self, url_of, cookie, origin, rooms, count, concurrency):
         """Open ``count`` sockets, round-robin over ``rooms``, at most ``concurrency`` handshakes at once."""
         gate = asyncio.Semaphore(concurrency)
         workers = collections.Counter()
         failed = 0
+        offset = sum(len(sockets) for sockets in self.by_room.values())
 
         async def one(index):
             nonlocal failed
-            room = rooms[index % len(rooms)]
+            room = rooms[(offset + index) % len(rooms)]
             async with gate:
                 try:
                     connection = await connect(url_of(room), origin=origin, additional_headers={"Cookie": cookie},
@@ -68,38 +90,51 @@ class Sockets:
                 frame = json.loads(raw)
                 if frame.get("type") != "message":
                     continue
-                step, _, sent = frame["body"].partition("|")
+                step, _, scheduled = frame["body"].partition("|")
+                if step in self.reported:
+                    self.stragglers += 1
+                    continue
+                latency_us = max(1, int((now - float(scheduled)) * 1_000_000))
                 self.received[step] += 1
-                sample = self.latencies[step]
-                if len(sample) < LATENCY_SAMPLE:
-                    sample.append((now - float(sent)) * 1000)
+                if latency_us > LATE_MS * 1000:
+                    self.late[step] += 1
+                self.histograms[step].record_value(min(latency_us, HISTOGRAM_RANGE_US[1]))
         except Exception:  # noqa: BLE001 - a closed socket ends its reader
-            return
+            pass
+        self.closed += 1
 
     async def fanout(self, step, rate, seconds, publish):
-        """Publish at ``rate`` messages/s (if ``publish``) for ``seconds``; report what arrived."""
-        sent = 0
+        """Publish on a fixed schedule at ``rate`` messages/s (if ``publish``) for ``seconds``; report the step."""
+        step = str(step)
+        scheduled = send_failed = 0
+        started = time.time()
         if publish and self.by_room:
             publishers = [sockets[0] for sockets in self.by_room.values() if sockets]
-            interval = 1.0 / rate
-            started = time.monotonic()
-            next_at = started
-            while time.monotonic() - started < seconds:
-                connection = random.choice(publishers)
-                try:
-                    await connection.send(json.dumps({"type": "message", "body": f"{step}|{time.time():.6f}"}))
-                    sent += 1
-                except Exception:  # noqa: BLE001
-                    pass
-                next_at += interval
-                delay = next_at - time.monotonic()
+            total = max(1, round(rate * seconds))
+            for index in range(total):
+                at = started + index / rate
+                delay = at - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await asyncio.sleep(1.0)
-        else:
-            await asyncio.sleep(seconds + 1.0)
-        step = str(step)
-        return {"sent": sent, "received": self.received.pop(step, 0), "latencies_ms": self.latencies.pop(step, [])}
+                scheduled += 1
+                try:
+                    await random.choice(publishers).send(
+                        json.dumps({"type": "message", "body": f"{step}|{at:.6f}"}))
+                except Exception:  # noqa: BLE001 - a failed send is a lost message
+                    send_failed += 1
+        remaining = started + seconds + GRACE_SECONDS - time.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        self.reported.add(step)
+        histogram = self.histograms.pop(step, None) or new_histogram()
+        stragglers, self.stragglers = self.stragglers, 0
+        return {"scheduled": scheduled, "send_failed": send_failed, "received": self.received.pop(step, 0),
+                "late": self.late.pop(step, 0), "histogram": histogram.encode(), "stragglers": stragglers}
+
+    def held(self):
+        """Sockets open now and sockets closed by the other side (or the network) since they were opened."""
+        open_now = sum(1 for sockets in self.by_room.values() for c in sockets if c.state.name == "OPEN")
+        return {"open": open_now, "closed": self.closed}
 
     async def close(self):
         for sockets in self.by_room.values():
@@ -110,10 +145,16 @@ class Sockets:
                     pass
 
 
-def serve(pipe, base_ws, rooms):
-    """Process entry point: hold sockets to rooms under ``base_ws`` (``ws://host:port``) and obey ``pipe``."""
+def serve(pipe, base_ws, rooms, cpus=None):
+    """Process entry point: hold sockets to rooms under ``base_ws`` (``ws://host:port``) and obey ``pipe``.
+
+    ``cpus`` (a set of CPU numbers, or None) pins this process, so that load
+    generators do not take the stack's cores.
+    """
     import resource
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -129,6 +170,8 @@ def serve(pipe, base_ws, rooms):
             elif command[0] == "fanout":
                 _, step, rate, seconds, publish = command
                 result = await sockets.fanout(step, rate, seconds, publish)
+            elif command[0] == "held":
+                result = sockets.held()
             else:
                 await sockets.close()
                 pipe.send({"closed": True})

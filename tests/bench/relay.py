@@ -5,15 +5,22 @@
 ``{"type": "message", "body": ...}`` is published to the room's Redis pub/sub
 channel, and one subscription per process forwards each room's messages to its
 local sockets (the shape of channels_redis' pub/sub layer, without Channels).
-No auth, no storage, no offsets: only what fan-out across processes costs.
+No auth, no storage: only what fan-out across processes costs. Its frames
+have the chat message frame's keys and value sizes (an id, an offset, a
+8-character epoch, the user, the body, an ISO-8601 time), so both sides of a
+comparison send as many bytes; the benchmark puts it behind the same nginx
+hop as the stack (``tests.bench.run.relay_target``).
 """
 
 import argparse
 import asyncio
 import collections
+import itertools
 import json
 import os
+import secrets
 import socket
+from datetime import datetime, timezone
 
 import redis.asyncio as aioredis
 from websockets.asyncio.server import broadcast, serve
@@ -28,6 +35,7 @@ async def main(port, redis_url):
     rooms = collections.defaultdict(set)  # room -> local connections
     worker = f"{socket.gethostname()}:{os.getpid()}"
     subscribed = asyncio.Event()
+    ids, offsets, epoch = itertools.count(1), collections.defaultdict(itertools.count), secrets.token_hex(4)
 
     async def forward():
         await subscribed.wait()
@@ -48,7 +56,9 @@ async def main(port, redis_url):
             async for raw in connection:
                 frame = json.loads(raw)
                 if frame.get("type") == "message":
-                    message = {"type": "message", "room": room, "user": "relay", "body": frame["body"]}
+                    message = {"type": "message", "id": next(ids), "room": room, "offset": next(offsets[room]) + 1,
+                               "epoch": epoch, "user": "bench", "body": frame["body"],
+                               "sent_at": datetime.now(timezone.utc).isoformat()}
                     async with pool_for_publishing:
                         await publisher.publish(f"relay:{room}", json.dumps(message))
         finally:

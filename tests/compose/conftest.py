@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.clients import ChatClient
-from tests.conftest import CREATE_USERS, PASSWORDS, free_ports
+from tests.conftest import CREATE_USERS, OUTPUT_DIR, PASSWORDS, free_ports
 
 REPO = Path(__file__).resolve().parent.parent.parent
 COMPOSE = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
@@ -106,9 +106,28 @@ def require_docker():
         raise RuntimeError("no Docker engine: run the compose tests with `scripts/test --compose`")
 
 
+# The stacks up at this moment: a failing test leaves their logs in var/test-output.
+RUNNING = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """After a failed test, write ``compose logs`` of every running stack to ``var/test-output/compose-*.log``."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and RUNNING:
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+        for stack in RUNNING:
+            logs = stack.compose("logs", "--no-color", "--timestamps", "--tail", "400", check=False, timeout=60)
+            path = OUTPUT_DIR / f"compose-{stack.project}-{item.name}.log"
+            path.write_text(logs.stdout + logs.stderr)
+            report.sections.append(("compose logs", f"written to {path}"))
+
+
 def running(stack, users=True):
     """Build and start ``stack`` with two ASGI replicas (and the test users); yield it; ``down -v`` at the end."""
     stack.down()
+    RUNNING.append(stack)
     try:
         stack.compose("build")
         stack.up("--scale", "asgi=2")
@@ -116,6 +135,7 @@ def running(stack, users=True):
             stack.create_users()
         yield stack
     finally:
+        RUNNING.remove(stack)
         stack.down()
 
 

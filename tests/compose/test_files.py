@@ -45,6 +45,13 @@ def test_asgi_stop_grace_period_outlasts_the_drain():
     assert example and seconds(example.group(1)) > drain, ".env.example's ASGI_STOP_GRACE_PERIOD"
 
 
+def test_asgi_cpu_shares_follow_the_cpu_weight():
+    """Compose cannot read defaults.env: the asgi replicas' default cpu_shares is ASGI_CPU_WEIGHT on Docker's scale."""
+    shares = compose_file("compose.prod.yaml")["services"]["asgi"]["cpu_shares"]
+    assert shares.startswith("${ASGI_CPU_SHARES"), shares
+    assert int(default_of(shares)) == 1024 * int(FACTS["ASGI_CPU_WEIGHT"]) // 100, shares
+
+
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_ports_are_not_restated(name):
     """Commands, probes and nginx's upstreams take WEB_PORT and ASGI_PORT from defaults.env, not from here."""

@@ -114,6 +114,19 @@ def test_socket_without_session_is_refused_with_403(login):
     assert refused.value.response.status_code == 403
 
 
+def test_asgi_workers_run_below_gunicorns_cpu_priority(stack):
+    """ASGI_CPU_WEIGHT=25 (defaults.env) becomes nice 6 for every ASGI worker; gunicorn keeps nice 0."""
+    import psutil
+
+    from deploy.native.render import nice_for_weight
+
+    assert nice_for_weight(25) == 6 and nice_for_weight(100) == 0 and nice_for_weight(1) == 19
+    asgi = [int(stack.ctl("pid", f"asgi:asgi-{port}").stdout) for port in stack.config.asgi_ports]
+    assert [psutil.Process(pid).nice() for pid in asgi] == [nice_for_weight(stack.config.asgi_cpu_weight)] * len(asgi)
+    assert stack.config.asgi_cpu_weight == 25
+    assert psutil.Process(int(stack.ctl("pid", "web").stdout)).nice() == 0
+
+
 def test_supervisor_restarts_a_killed_worker(stack, login):
     name = f"asgi:asgi-{stack.config.asgi_ports[0]}"
     old_pid = int(stack.ctl("pid", name).stdout)

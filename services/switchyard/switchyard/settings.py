@@ -231,6 +231,10 @@ _apply("STATIC_ROOT", Path(env.str("STATIC_ROOT", default=str(PROJECT_DIR / "sta
 # Defaults from defaults.env (the one source the delivery paths share).
 
 ASGI_SERVER = env.str("ASGI_SERVER", default="daphne")
+# uvicorn's WebSocket implementation (its --ws): "websockets" (the default),
+# "websockets-sansio" or "wsproto" (installed separately); docs/benchmarks.md
+# compares their memory per socket. Ignored by daphne.
+ASGI_UVICORN_WS = env.str("ASGI_UVICORN_WS", default="websockets")
 # TCP port a worker binds unless runasgi is given --port.
 ASGI_PORT = env.int("ASGI_PORT")
 # Seconds a socket may be idle before the server pings it; nginx's

@@ -52,7 +52,7 @@ def server_argv(server, host, port, reload=False):
             # One process per worker, always: uvicorn would otherwise fork
             # WEB_CONCURRENCY children (gunicorn's variable, set for the stack).
             "--workers", "1",
-            "--ws", "websockets",
+            "--ws", settings.ASGI_UVICORN_WS,
             "--ws-ping-interval", str(interval),
             "--ws-ping-timeout", str(timeout),
             "--ws-max-size", str(max_bytes),
