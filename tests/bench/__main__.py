@@ -1,15 +1,28 @@
-"""``scripts/bench [--quick] [--out DIR]``: measure the stack side by side, write JSON, markdown and PNG plots.
+"""``scripts/bench [--quick] [--out DIR] [--no-pin]``: measure the stack side by side, write JSON, markdown and PNG plots.
 
-Quick (under 3 minutes, CI's smoke test) and full (under 20 minutes) runs
-compare, in one run: daphne vs uvicorn workers, 1/2/4 workers, Switchyard's
-layer vs channels_redis' core and pub/sub layers, the baseline relay (no Django), idle-socket memory, and
-HTTP latency under a WebSocket storm for the split stack vs one daphne serving
-everything. Results: ``DIR/bench.json``, ``DIR/bench.md``, ``DIR/*.png``.
+Every configuration runs ``rounds`` times (full: 3), interleaved: round *r*
+runs the configurations in an order rotated by *r*, so none (the baseline
+relay included) is always first or last. Scenarios: fan-out (daphne vs
+uvicorn, Switchyard's layer vs channels_redis' pub/sub layer, the baseline
+relay behind the same nginx hop), idle sockets (daphne and each of uvicorn's
+WebSocket implementations; 10,000 held for 60 s on the default), and HTTP
+latency idle vs during WebSocket storms at 80% of the default's saturation
+and over it (split with and without the ASGI workers' lower CPU weight, and
+one daphne serving everything). Results: ``DIR/bench.json``, ``DIR/bench.md``
+(the same document as docs/benchmarks.md, from the JSON only), ``DIR/*.png``.
+
+The run fails (exit 1) on a broken run, never on timings: a configuration
+that did not start, failed handshakes, a fan-out without deliveries, sockets
+dropped while held, HTTP errors.
 """
 
 import argparse
 import json
+import os
+import statistics
+import sys
 import time
+import traceback
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,89 +30,202 @@ from tqdm import tqdm
 from tests.bench import run
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
-# channels_redis' own core layer, which switchyard.layers (the default) builds on.
-STOCK_CORE = "channels_redis.core.RedisChannelLayer"
+DEFAULT = "daphne x2"  # the configuration a deployment gets: defaults.env's 2 daphne workers, Switchyard's layer
+
+# name -> keyword arguments of run.native_target (None: the baseline relay)
+FANOUT_CONFIGS = {
+    DEFAULT: {"server": "daphne", "workers": 2},
+    "uvicorn x2": {"server": "uvicorn", "workers": 2},
+    "daphne x2, pub/sub layer": {"server": "daphne", "workers": 2, "layer": PUBSUB},
+    "baseline relay": None,
+}
+CONNECTION_CONFIGS = {
+    DEFAULT: {"server": "daphne", "workers": 2},
+    "uvicorn x2 (websockets)": {"server": "uvicorn", "workers": 2},
+    "uvicorn x2 (websockets-sansio)": {"server": "uvicorn", "workers": 2,
+                                       "env": {"ASGI_UVICORN_WS": "websockets-sansio"}},
+    "uvicorn x2 (wsproto)": {"server": "uvicorn", "workers": 2, "env": {"ASGI_UVICORN_WS": "wsproto"}},
+}
+ISOLATION_CONFIGS = {
+    "split (default: ASGI_CPU_WEIGHT=25)": {"server": "daphne", "workers": 2},
+    "split, no CPU priority (ASGI_CPU_WEIGHT=100)": {"server": "daphne", "workers": 2,
+                                                     "env": {"ASGI_CPU_WEIGHT": "100"}},
+    "one daphne serves everything": {"server": "daphne", "workers": 1, "single_process": True},
+}
 
 PLANS = {
     "quick": {
+        "rounds": 1,
         "fanout": {"rooms": 10, "members": 10, "rates": [20, 80, 320, 1280], "seconds": 2, "processes": 1,
-                   "configs": [("daphne x2", "daphne", 2, None), ("uvicorn x2", "uvicorn", 2, None)]},
-        "connections": {"steps": [300], "processes": 1, "configs": [("daphne x2", "daphne", 2)]},
-        "isolation": {"requests": 100, "storm_rate": 100, "storm_sockets": 100, "processes": 1},
+                   "configs": [DEFAULT, "uvicorn x2", "baseline relay"]},
+        "connections": {"count": 300, "default_count": 300, "hold_seconds": 5, "default_hold_seconds": 5, "processes": 1,
+                        "configs": [DEFAULT]},
+        "isolation": {"http_rate": 20, "seconds": 3, "rooms": 10, "members": 10, "processes": 1,
+                      "configs": ["split (default: ASGI_CPU_WEIGHT=25)", "one daphne serves everything"]},
     },
     "full": {
-        "fanout": {"rooms": 10, "members": 20, "rates": [25, 50, 100, 200, 400, 800, 1600, 3200, 6400], "seconds": 3,
-                   "processes": 2,
-                   "configs": [("daphne x1", "daphne", 1, None), ("daphne x2", "daphne", 2, None),
-                               ("daphne x4", "daphne", 4, None), ("uvicorn x2", "uvicorn", 2, None),
-                               ("daphne x2, pub/sub layer", "daphne", 2, PUBSUB),
-                               ("daphne x2, channels_redis core layer", "daphne", 2, STOCK_CORE)]},
-        "connections": {"steps": [2500, 5000, 10000], "processes": 2,
-                        "configs": [("daphne x2", "daphne", 2), ("uvicorn x2", "uvicorn", 2)]},
-        "isolation": {"requests": 300, "storm_rate": 200, "storm_sockets": 400, "processes": 2},
+        "rounds": 3,
+        "fanout": {"rooms": 10, "members": 20, "rates": [50, 100, 200, 400, 800, 1600, 3200, 6400], "seconds": 3,
+                   "processes": 2, "configs": list(FANOUT_CONFIGS)},
+        # 10,000 (the target) on the default; the alternatives at 2,000 (connects run at ~150/s on one CPU).
+        "connections": {"count": 2_000, "default_count": 10_000, "hold_seconds": 5, "default_hold_seconds": 60,
+                        "processes": 2,
+                        "configs": list(CONNECTION_CONFIGS)},
+        "isolation": {"http_rate": 50, "seconds": 10, "rooms": 10, "members": 20, "processes": 2,
+                      "configs": list(ISOLATION_CONFIGS)},
     },
 }
+STORMS = {"80% of saturation": 0.8, "2x saturation": 2.0}  # of the default's median fan-out saturation
+
+
+def interleaved(configs, rounds):
+    """Yield ``(round, name)``: every name ``rounds`` times, each round's order rotated by one."""
+    for index in range(rounds):
+        shift = index % len(configs)
+        for name in configs[shift:] + configs[:shift]:
+            yield index, name
+
+
+def summary(values):
+    """Median, min, max and spread ((max - min) / median) of a list of numbers (None when empty)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    median = statistics.median(values)
+    return {"median": median, "min": min(values), "max": max(values), "runs": len(values),
+            "spread": (max(values) - min(values)) / median if median else None}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the short run (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the short run (CI's smoke test)")
     parser.add_argument("--out", default="var/bench", help="output directory (default var/bench)")
+    parser.add_argument("--no-pin", action="store_true", help="let stack and load generators share every CPU")
     args = parser.parse_args(argv)
-    plan = PLANS["quick" if args.quick else "full"]
+    plan_name = "quick" if args.quick else "full"
+    plan = PLANS[plan_name]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    cpus = run.CpuPlan.of_this_machine(pin=not args.no_pin)
+    os.sched_setaffinity(0, cpus.loadgen)
     started = time.monotonic()
-    results = {"plan": "quick" if args.quick else "full", "machine": run.machine(), "started": time.ctime()}
-    total = len(plan["fanout"]["configs"]) + 1 + len(plan["connections"]["configs"]) + 2
-    bar = tqdm(total=total, unit="config", dynamic_ncols=True)
+    results = {"plan": plan_name, "rounds": plan["rounds"], "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+               "machine": run.machine(cpus), "default": DEFAULT,
+               "stop_rule": {"delivered_min": run.DELIVERED_MIN, "p99_bound_ms": run.P99_BOUND_MS,
+                             "grace_seconds": run.GRACE_SECONDS, "refine_steps": run.REFINE_STEPS},
+               "plan_details": plan, "fanout": {}, "connections": {}, "isolation": {}, "problems": []}
+    rounds = plan["rounds"]
+    total = rounds * (len(plan["fanout"]["configs"]) + len(plan["connections"]["configs"])
+                      + len(plan["isolation"]["configs"]))
+    bar = tqdm(total=total, unit="run", dynamic_ncols=True)
     note = bar.write
 
-    def save():  # after every configuration, so an interrupted run keeps what it measured
+    def save():  # after every run, so an interrupted run keeps what it measured
         (out / "bench.json").write_text(json.dumps(results, indent=2))
 
-    fan = plan["fanout"]
-    results["fanout"] = {}
-    for name, server, workers, layer in fan["configs"]:
-        bar.set_description(f"fan-out {name}")
-        with run.native_target(name, server, workers, layer) as target:
-            results["fanout"][name] = run.fanout(target, fan["rooms"], fan["members"], fan["rates"], fan["seconds"],
-                                                 fan["processes"], note)
+    def attempt(scenario, name, index, measure):
+        bar.set_description(f"{scenario} {name} (round {index + 1})")
+        try:
+            result = measure()
+        except Exception as exc:  # noqa: BLE001 - a configuration that did not run is a reported failure
+            traceback.print_exc()
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        result["round"] = index + 1
+        results[scenario].setdefault(name, {"runs": []})["runs"].append(result)
         save()
         bar.update()
-    bar.set_description("fan-out baseline relay")
-    with run.relay_target() as target:
-        results["fanout"]["baseline relay"] = run.fanout(target, fan["rooms"], fan["members"], fan["rates"],
-                                                         fan["seconds"], fan["processes"], note)
-    bar.update()
+
+    fan = plan["fanout"]
+    for index, name in interleaved(fan["configs"], rounds):
+        def measure(name=name):
+            config = FANOUT_CONFIGS[name]
+            target = run.relay_target(cpus=cpus) if config is None else run.native_target(name, cpus=cpus, **config)
+            with target as live:
+                return run.fanout(live, fan["rooms"], fan["members"], fan["rates"], fan["seconds"],
+                                  fan["processes"], note, cpus.loadgen)
+        attempt("fanout", name, index, measure)
+    for name, entry in results["fanout"].items():
+        ok = [r for r in entry["runs"] if "error" not in r]
+        entry["saturation_deliveries_per_s"] = summary([r["saturation_deliveries_per_s"] for r in ok])
+        entry["p99_ms_at_half"] = summary([r["latency_ms"]["p99"] for r in ok])
+        entry["p50_ms_at_half"] = summary([r["latency_ms"]["p50"] for r in ok])
+        entry["cpu_s_per_1000_deliveries"] = summary([r["cpu_s_per_1000_deliveries"] for r in ok])
 
     con = plan["connections"]
-    results["connections"] = {}
-    for name, server, workers in con["configs"]:
-        bar.set_description(f"connections {name}")
-        with run.native_target(name, server, workers) as target:
-            results["connections"][name] = run.connections(target, con["steps"], con["processes"], note)
-        save()
-        bar.update()
+    for index, name in interleaved(con["configs"], rounds):
+        hold = con["default_hold_seconds"] if name == DEFAULT else con["hold_seconds"]
+        count = con["default_count"] if name == DEFAULT else con["count"]
+
+        def measure(name=name, hold=hold, count=count):
+            with run.native_target(name, cpus=cpus, **CONNECTION_CONFIGS[name]) as live:
+                return run.connections(live, count, hold, con["processes"], note, cpus.loadgen)
+        attempt("connections", name, index, measure)
+    for entry in results["connections"].values():
+        ok = [r for r in entry["runs"] if "error" not in r]
+        entry["kib_per_connection"] = summary([r["kib_per_connection"] for r in ok])
+        entry["connect_per_s"] = summary([r["connect_per_s"] for r in ok])
 
     iso = plan["isolation"]
-    results["isolation"] = {}
-    for name, single in (("split: gunicorn + daphne x2", False), ("one daphne serves everything", True)):
-        bar.set_description(f"isolation {name}")
-        with run.native_target(name, "daphne", 1 if single else 2, single_process=single) as target:
-            results["isolation"][name] = run.isolation(target, iso["requests"], iso["storm_rate"],
-                                                       iso["storm_sockets"], iso["processes"], note)
-        bar.update()
+    saturation = (results["fanout"].get(DEFAULT, {}).get("saturation_deliveries_per_s") or {}).get("median")
+    base_rate = (saturation or 0) / plan["fanout"]["members"] or 50.0  # messages/s
+    storms = {label: base_rate * factor for label, factor in STORMS.items()}
+    results["isolation_storms_messages_per_s"] = storms
+    for index, name in interleaved(iso["configs"], rounds):
+        def measure(name=name):
+            with run.native_target(name, cpus=cpus, **ISOLATION_CONFIGS[name]) as live:
+                return run.isolation(live, storms, iso["http_rate"], iso["seconds"], iso["rooms"], iso["members"],
+                                     iso["processes"], note, cpus.loadgen)
+        attempt("isolation", name, index, measure)
+    for entry in results["isolation"].values():
+        ok = [r for r in entry["runs"] if "error" not in r]
+        entry["idle_p99_ms"] = summary([r["idle"]["p99"] for r in ok])
+        entry["storms"] = {label: {"p99_ms": summary([r["storms"][label]["p99"] for r in ok]),
+                                   "p99_ratio": summary([r["storms"][label]["p99_ratio"] for r in ok])}
+                           for label in storms}
     bar.close()
-    results["seconds"] = time.monotonic() - started
 
+    results["problems"] = problems(results)
+    results["seconds"] = time.monotonic() - started
+    results["machine"]["load_average_after"] = os.getloadavg()
+    save()
     from tests.bench import report
 
-    save()
-    (out / "bench.md").write_text(report.markdown(results))
+    (out / "bench.md").write_text(report.document(results, plots_dir="."))
     report.plots(results, out)
-    print(f"bench: {results['plan']} run took {results['seconds']:.0f} s; results in {out}/bench.md, bench.json, *.png")
+    print(f"bench: {plan_name} run took {results['seconds']:.0f} s; results in {out}/bench.md, bench.json, *.png")
+    if results["problems"]:
+        print("bench: broken runs:\n  " + "\n  ".join(results["problems"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def problems(results):
+    """Return what makes the run broken (list of str): failures, never timings."""
+    found = []
+    for scenario in ("fanout", "connections", "isolation"):
+        for name, entry in results[scenario].items():
+            for r in entry["runs"]:
+                where = f"{scenario} {name} round {r['round']}"
+                if "error" in r:
+                    found.append(f"{where}: did not run ({r['error']})")
+                elif scenario == "fanout":
+                    if r["sockets"]["failed"]:
+                        found.append(f"{where}: {r['sockets']['failed']} handshakes failed")
+                    if not r["steps"] or not r["steps"][0]["delivered"]:
+                        found.append(f"{where}: no deliveries in the first step")
+                elif scenario == "connections":
+                    if r["failed"]:
+                        found.append(f"{where}: {r['failed']} handshakes failed")
+                    if r["dropped"]:
+                        found.append(f"{where}: {r['dropped']} sockets dropped while held")
+                else:
+                    errors = r["idle"]["errors"] + sum(s["errors"] for s in r["storms"].values())
+                    if errors:
+                        found.append(f"{where}: {errors} HTTP requests failed")
+                    if r["sockets"]["failed"]:
+                        found.append(f"{where}: {r['sockets']['failed']} storm handshakes failed")
+    return found
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
