@@ -159,3 +159,16 @@ def test_metrics_ports_refuse_the_load_balancer_and_the_front_door(site):
         assert probe.returncode != 0 and "Connection refused" in probe.stderr, (port, probe.stderr)
     front = requests.get(f"{site.base_url}/metrics", timeout=10)
     assert front.status_code == 404 and "switchyard_" not in front.text
+
+
+def test_asgi_units_run_below_gunicorns_cpu_weight(site):
+    """ASGI_CPU_WEIGHT (defaults.env, 25) is CPUWeight= of every asgi@ unit; gunicorn.service keeps 100."""
+    from switchyard.defaults import env
+
+    facts = env()
+    port = facts.int("ASGI_PORT")
+    for host in ("app1", "app2"):
+        asgi = site.command(host, "systemctl", "show", "-p", "CPUWeight", f"asgi@{port}.service")
+        web = site.command(host, "systemctl", "show", "-p", "CPUWeight", "gunicorn.service")
+        assert asgi.stdout.strip() == f"CPUWeight={facts.int('ASGI_CPU_WEIGHT')}", (host, asgi.stdout, asgi.stderr)
+        assert web.stdout.strip() == "CPUWeight=100", (host, web.stdout, web.stderr)

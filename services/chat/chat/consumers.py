@@ -86,7 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         Channels (4.2+) runs ``close_old_connections`` in a worker thread
         before every handler: one thread round trip per socket per group
         event, the largest per-delivery cost in the fan-out profile
-        (docs/benchmarks.md, "Profile"). Every database access of this
+        (docs/benchmarks-profile.md, "Profile"). Every database access of this
         consumer goes through ``database_sync_to_async``, which closes old
         connections around itself, so the extra hop guards nothing here.
         """

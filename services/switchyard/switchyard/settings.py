@@ -148,7 +148,7 @@ if "DATABASES" not in KEEP and "default" in globals().get("DATABASES", {}):
     # database calls). 0 reopens one per request: for SQLite that is a file
     # open, the PRAGMAs above and Django's function registration per chat
     # message, ~15% of an ASGI worker's CPU in the fan-out profile
-    # (docs/benchmarks.md, "Profile").
+    # (docs/benchmarks-profile.md, "Profile").
     if _database["ENGINE"] == "django.db.backends.postgresql":
         # Seconds to wait for a connection: an unreachable host fails requests,
         # /healthz and the dependency metric quickly instead of after minutes.
