@@ -199,6 +199,12 @@ def main(argv=None):
     return 0
 
 
+def reasons(opened):
+    """`` (REASON xN, ...)`` of a load generator's failed handshakes, when it named them."""
+    named = opened.get("errors") or {}
+    return " (" + ", ".join(f"{reason} x{n}" for reason, n in named.items()) + ")" if named else ""
+
+
 def problems(results):
     """Return what makes the run broken (list of str): failures, never timings."""
     found = []
@@ -210,12 +216,12 @@ def problems(results):
                     found.append(f"{where}: did not run ({r['error']})")
                 elif scenario == "fanout":
                     if r["sockets"]["failed"]:
-                        found.append(f"{where}: {r['sockets']['failed']} handshakes failed")
+                        found.append(f"{where}: {r['sockets']['failed']} handshakes failed{reasons(r['sockets'])}")
                     if not r["steps"] or not r["steps"][0]["delivered"]:
                         found.append(f"{where}: no deliveries in the first step")
                 elif scenario == "connections":
                     if r["failed"]:
-                        found.append(f"{where}: {r['failed']} handshakes failed")
+                        found.append(f"{where}: {r['failed']} handshakes failed{reasons(r)}")
                     if r["dropped"]:
                         found.append(f"{where}: {r['dropped']} sockets dropped while held")
                 else:

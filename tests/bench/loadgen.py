@@ -5,13 +5,14 @@ Each :func:`serve` process holds its share of the sockets and answers commands
 sent over a ``multiprocessing`` pipe:
 
 - ``("open", cookie, origin, count, concurrency)``: open ``count`` sockets;
-  answers ``{"opened", "failed", "seconds", "workers": {worker: n}}``.
+  answers ``{"opened", "failed", "seconds", "workers": {worker: n},
+  "errors": {reason: n}, "members": {room: n}}``.
 - ``("fanout", step, rate, seconds, publish)``: with ``publish``, send
   ``rate`` messages/s spread over this process's rooms for ``seconds`` on a
   fixed schedule (open loop: a send that falls behind is sent at once, its
   latency still counted from its scheduled time, so a stalled server is not
   hidden by a stalled client: no coordinated omission); every process waits
-  :data:`GRACE_SECONDS` more, then answers ``{"scheduled", "send_failed",
+  :data:`GRACE_SECONDS` more, then answers ``{"scheduled", "scheduled_by_room", "send_failed",
   "received", "late", "histogram"}`` for the messages scheduled inside the
   step (``histogram``: an encoded HdrHistogram of latencies in microseconds).
 - ``("held",)``: answers ``{"open", "closed"}``: sockets still open and
@@ -59,7 +60,7 @@ class Sockets:
     async def open(self, url_of, cookie, origin, rooms, count, concurrency):
         """Open ``count`` sockets, round-robin over ``rooms``, at most ``concurrency`` handshakes at once."""
         gate = asyncio.Semaphore(concurrency)
-        workers = collections.Counter()
+        workers, errors, members = collections.Counter(), collections.Counter(), collections.Counter()
         failed = 0
         offset = sum(len(sockets) for sockets in self.by_room.values())
 
@@ -71,17 +72,19 @@ class Sockets:
                     connection = await connect(url_of(room), origin=origin, additional_headers={"Cookie": cookie},
                                                open_timeout=60, max_queue=None, ping_interval=None)
                     welcome = json.loads(await connection.recv())
-                except Exception:  # noqa: BLE001 - counted, reported as failures
+                except Exception as exc:  # noqa: BLE001 - counted and named, reported as failures
                     failed += 1
+                    errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                     return
             workers[welcome.get("worker", "?")] += 1
+            members[room] += 1
             self.by_room[room].append(connection)
             asyncio.get_running_loop().create_task(self.read(connection))
 
         started = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(count)))
         return {"opened": count - failed, "failed": failed, "seconds": time.monotonic() - started,
-                "workers": dict(workers)}
+                "workers": dict(workers), "errors": dict(errors), "members": dict(members)}
 
     async def read(self, connection):
         try:
@@ -107,9 +110,10 @@ class Sockets:
         """Publish on a fixed schedule at ``rate`` messages/s (if ``publish``) for ``seconds``; report the step."""
         step = str(step)
         scheduled = send_failed = 0
+        by_room = collections.Counter()
         started = time.time()
         if publish and self.by_room:
-            publishers = [sockets[0] for sockets in self.by_room.values() if sockets]
+            publishers = [(room, sockets[0]) for room, sockets in self.by_room.items() if sockets]
             total = max(1, round(rate * seconds))
             for index in range(total):
                 at = started + index / rate
@@ -117,8 +121,10 @@ class Sockets:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 scheduled += 1
+                room, publisher = random.choice(publishers)
+                by_room[room] += 1
                 try:
-                    await random.choice(publishers).send(
+                    await publisher.send(
                         json.dumps({"type": "message", "body": f"{step}|{at:.6f}"}))
                 except Exception:  # noqa: BLE001 - a failed send is a lost message
                     send_failed += 1
@@ -128,7 +134,7 @@ class Sockets:
         self.reported.add(step)
         histogram = self.histograms.pop(step, None) or new_histogram()
         stragglers, self.stragglers = self.stragglers, 0
-        return {"scheduled": scheduled, "send_failed": send_failed, "received": self.received.pop(step, 0),
+        return {"scheduled": scheduled, "scheduled_by_room": dict(by_room), "send_failed": send_failed, "received": self.received.pop(step, 0),
                 "late": self.late.pop(step, 0), "histogram": histogram.encode(), "stragglers": stragglers}
 
     def held(self):

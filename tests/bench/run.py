@@ -7,6 +7,7 @@ processes (``tests.bench.loadgen``), except the baseline relay, which is the
 The stack's own CPU seconds and RSS come from psutil, per process.
 """
 
+import collections
 import contextlib
 import multiprocessing
 import os
@@ -229,6 +230,7 @@ class LoadGenerators:
             self.processes.append(process)
         self.meters = [psutil.Process(p.pid) for p in self.processes]
         self.target = target
+        self.members = collections.Counter()  # room -> sockets open to it, over every process
 
     def cpu_seconds(self):
         """User + system CPU seconds the load generators have used so far (float)."""
@@ -243,12 +245,13 @@ class LoadGenerators:
     def open(self, total, concurrency=100):
         share = [total // len(self.pipes) + (1 if i < total % len(self.pipes) else 0) for i in range(len(self.pipes))]
         answers = self.ask([("open", self.target.cookie, self.target.base_url, n, concurrency) for n in share])
-        workers = {}
+        workers, errors = collections.Counter(), collections.Counter()
         for answer in answers:
-            for worker, n in answer["workers"].items():
-                workers[worker] = workers.get(worker, 0) + n
+            workers.update(answer["workers"])
+            errors.update(answer["errors"])
+            self.members.update(answer["members"])
         return {"opened": sum(a["opened"] for a in answers), "failed": sum(a["failed"] for a in answers),
-                "seconds": max(a["seconds"] for a in answers), "workers": workers}
+                "seconds": max(a["seconds"] for a in answers), "workers": dict(workers), "errors": dict(errors)}
 
     def held(self):
         """Sockets open now and closed by the server side since opening, over every process."""
@@ -262,12 +265,15 @@ class LoadGenerators:
     def finish_fanout(self):
         """Collect a step: scheduled messages, deliveries, late, lost frames, the merged latency histogram."""
         answers = [pipe.recv() for pipe in self.pipes]
-        histogram = new_histogram()
+        histogram, by_room = new_histogram(), collections.Counter()
         for answer in answers:
             histogram.decode_and_add(answer["histogram"])
+            by_room.update(answer["scheduled_by_room"])
         return {"scheduled": sum(a["scheduled"] for a in answers), "send_failed": sum(a["send_failed"] for a in answers),
                 "received": sum(a["received"] for a in answers), "late": sum(a["late"] for a in answers),
-                "stragglers": sum(a["stragglers"] for a in answers), "histogram": histogram}
+                "stragglers": sum(a["stragglers"] for a in answers), "histogram": histogram,
+                # Each message is expected once per socket its room really has (a failed handshake is not a loss).
+                "expected": sum(n * self.members[room] for room, n in by_room.items())}
 
     def close(self):
         for pipe in self.pipes:
@@ -303,7 +309,7 @@ def measure_step(target, load, name, rate, seconds, members, cpus):
     load.start_fanout(name, rate, seconds)
     result = load.finish_fanout()
     wall = time.monotonic() - wall
-    expected = result["scheduled"] * members
+    expected = result["expected"]
     latency = quantiles_ms(result["histogram"])
     return {
         "offered_messages_per_s": rate, "offered_deliveries_per_s": rate * members,
@@ -410,7 +416,7 @@ def connections(target, count, hold_seconds, processes, progress, cpus=None):
             time.sleep(min(5, max(0, deadline - time.monotonic())))
             held = load.held()
         kib_held = kib_per_socket(baseline, asgi_rss(target), answer["workers"])
-        result = {"target": count, "opened": answer["opened"], "failed": answer["failed"],
+        result = {"target": count, "opened": answer["opened"], "failed": answer["failed"], "errors": answer["errors"],
                   "connect_per_s": answer["opened"] / answer["seconds"] if answer["seconds"] else None,
                   "hold_seconds": hold_seconds, "open_after_hold": held["open"], "dropped": held["closed"],
                   "kib_per_connection": kib_open, "kib_per_connection_after_hold": kib_held,
@@ -462,7 +468,7 @@ def isolation(target, storms, http_rate, seconds, rooms, members, processes, pro
             time.sleep(1)
             storm, errors = http_latencies(target, http_rate, seconds)
             delivered = load.finish_fanout()
-            expected = delivered["scheduled"] * members
+            expected = delivered["expected"]
             entry = {**quantiles_ms(storm), "requests": storm.get_total_count(), "errors": errors,
                      "storm_messages_per_s": rate, "storm_delivered_ratio": delivered["received"] / expected if expected else 0.0}
             entry["p99_ratio"] = entry["p99"] / result["idle"]["p99"] if result["idle"]["p99"] else None
