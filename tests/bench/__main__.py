@@ -19,7 +19,6 @@ dropped while held, HTTP errors.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -27,7 +26,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tests.bench import run
+from tests.bench import report, run
+from tests.bench.report import completed, summary
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 DEFAULT = "daphne x2"  # the configuration a deployment gets: defaults.env's 2 daphne workers, Switchyard's layer
@@ -86,16 +86,6 @@ def interleaved(configs, rounds):
             yield index, name
 
 
-def summary(values):
-    """Median, min, max and spread ((max - min) / median) of a list of numbers (None when empty)."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    median = statistics.median(values)
-    return {"median": median, "min": min(values), "max": max(values), "runs": len(values),
-            "spread": (max(values) - min(values)) / median if median else None}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short run (CI's smoke test)")
@@ -145,7 +135,7 @@ def main(argv=None):
                                   fan["processes"], note, cpus.loadgen)
         attempt("fanout", name, index, measure)
     for name, entry in results["fanout"].items():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         entry["saturation_deliveries_per_s"] = summary([r["saturation_deliveries_per_s"] for r in ok])
         entry["p99_ms_at_half"] = summary([r["latency_ms"]["p99"] for r in ok])
         entry["p50_ms_at_half"] = summary([r["latency_ms"]["p50"] for r in ok])
@@ -161,7 +151,7 @@ def main(argv=None):
                 return run.connections(live, count, hold, con["processes"], note, cpus.loadgen)
         attempt("connections", name, index, measure)
     for entry in results["connections"].values():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         entry["kib_per_connection"] = summary([r["kib_per_connection"] for r in ok])
         entry["connect_per_s"] = summary([r["connect_per_s"] for r in ok])
 
@@ -177,7 +167,7 @@ def main(argv=None):
                                      iso["processes"], note, cpus.loadgen)
         attempt("isolation", name, index, measure)
     for entry in results["isolation"].values():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         entry["idle_p99_ms"] = summary([r["idle"]["p99"] for r in ok])
         entry["storms"] = {label: {"p99_ms": summary([r["storms"][label]["p99"] for r in ok]),
                                    "p99_ratio": summary([r["storms"][label]["p99_ratio"] for r in ok])}
@@ -188,8 +178,6 @@ def main(argv=None):
     results["seconds"] = time.monotonic() - started
     results["machine"]["load_average_after"] = os.getloadavg()
     save()
-    from tests.bench import report
-
     (out / "bench.md").write_text(report.document(results, plots_dir="."))
     report.plots(results, out)
     print(f"bench: {plan_name} run took {results['seconds']:.0f} s; results in {out}/bench.md, bench.json, *.png")

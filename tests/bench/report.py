@@ -10,6 +10,7 @@ docs/benchmarks/bench.json.
 
 import argparse
 import json
+import statistics
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +26,21 @@ RELAY = "baseline relay"
 SPLIT = "split (default: ASGI_CPU_WEIGHT=25)"
 SINGLE = "one daphne serves everything"
 UNDER, OVER = "80% of saturation", "2x saturation"
+
+
+def summary(values):
+    """Median, min, max and spread ((max - min) / median) of a list of numbers (None when empty)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    median = statistics.median(values)
+    return {"median": median, "min": min(values), "max": max(values), "runs": len(values),
+            "spread": (max(values) - min(values)) / median if median else None}
+
+
+def completed(entry):
+    """The runs of a configuration's ``entry`` that ran (list of dicts; failed ones carry ``"error"``)."""
+    return [r for r in entry["runs"] if "error" not in r]
 
 
 def _fmt(value, digits=1):
@@ -141,8 +157,6 @@ def relay_ratios(results):
 
 
 def fanout_section(results):
-    from tests.bench.__main__ import summary
-
     lines = ["## Fan-out", "",
              "Median (range) over the runs. Latency at half of each configuration's own saturation.", "",
              "| configuration | runs | deliveries/s at saturation | × relay (same rounds) | p50 ms at half | "
@@ -152,7 +166,7 @@ def fanout_section(results):
     relay_by_round = {r["round"]: r["saturation_deliveries_per_s"] for r in fanout.get(RELAY, {}).get("runs", [])
                       if "error" not in r}
     for name, entry in fanout.items():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         ratio = summary([r["saturation_deliveries_per_s"] / relay_by_round[r["round"]] for r in ok
                          if relay_by_round.get(r["round"])])
         lost = sum(r["half"]["lost"] for r in ok)
@@ -175,7 +189,7 @@ def connections_section(results):
              "| configuration | runs | opened (failed) per run | KiB per socket per worker | connects/s | "
              "held s | open after hold | dropped |", "|---|---|---|---|---|---|---|---|"]
     for name, entry in results["connections"].items():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         opened = ", ".join(f"{r['opened']:,} ({r['failed']})" for r in ok) or "—"
         held = ", ".join(f"{r['open_after_hold']:,}" for r in ok) or "—"
         lines.append(f"| {name} | {len(ok)} of {len(entry['runs'])} | {opened} | {_spread(entry['kib_per_connection'])} | "
@@ -193,7 +207,7 @@ def isolation_section(results):
                                                             for label in results["isolation_storms_messages_per_s"])
              + " |", "|---|---|---|" + "---|---|" * len(results["isolation_storms_messages_per_s"])]
     for name, entry in results["isolation"].items():
-        ok = [r for r in entry["runs"] if "error" not in r]
+        ok = completed(entry)
         cells = []
         for label in results["isolation_storms_messages_per_s"]:
             storm = entry["storms"][label]
@@ -210,8 +224,6 @@ def isolation_section(results):
 
 def targets(results):
     """Return ``[(target, measured, met: bool, why_not)]`` judged on the default configuration."""
-    from tests.bench.__main__ import summary
-
     found = []
     iso = results["isolation"]
     split, single = iso.get(SPLIT), iso.get(SINGLE)
@@ -231,7 +243,7 @@ def targets(results):
                           "over saturation every process of the stack is runnable all the time"))
     con = results["connections"].get(results["default"])
     if con:
-        ok = [r for r in con["runs"] if "error" not in r]
+        ok = completed(con)
         kib = _median(con["kib_per_connection"])
         if kib is not None:
             counts = sorted({r["opened"] for r in ok})

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from tests.bench import report, run
-from tests.bench.__main__ import interleaved, problems, summary
+from tests.bench.__main__ import interleaved, problems
+from tests.bench.report import summary
 from tests.bench.loadgen import new_histogram
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
