@@ -53,6 +53,16 @@ CONNECT_TIMEOUT = 0.5
 # "Timeout reading"); presence and rate limits send one-millisecond commands.
 LAYER_READ_TIMEOUT = 15.0
 READ_TIMEOUT = 2.0
+# Connections each asyncio pool (one per process, per Redis, per event loop)
+# may hold at once. redis-py 8 caps a pool at 100 and then raises
+# MaxConnectionsError instead of waiting, and every channel-layer command of a
+# handshake (group_add) takes one: a burst of 100 concurrent handshakes on one
+# worker closed some of them with 1013 ("Too many connections", scripts/bench
+# with uvicorn; docs/benchmarks.md). A connection lives only for its command, so
+# the pool holds about (commands/s x reply time) of them; this bounds a reconnect
+# storm's worst case per worker. Redis' own maxclients (10000 by default) must
+# cover this x ASGI workers x channel-layer shards, plus gunicorn's few.
+MAX_CONNECTIONS = 1000  # the limits library sets its own pools to the same
 # Seconds a /healthz probe may take: a load balancer polls it, a slow answer is "down".
 HEALTH_TIMEOUT = 1.0
 # Seconds a sentinel may take to answer "where is the primary?"; past it the next one is asked.
@@ -179,7 +189,7 @@ def _sentinel_kwargs(target, asynchronous):
 
 def _node_kwargs(target, timeout, asynchronous, retries=RETRIES):
     kwargs = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": timeout, "db": target.db,
-              "retry": _retry(asynchronous, retries)}
+              "retry": _retry(asynchronous, retries), "max_connections": MAX_CONNECTIONS}
     if target.password:
         kwargs["password"] = target.password
     if target.username:
@@ -193,7 +203,7 @@ def _client(asynchronous, url, timeout, retries):
     if not target.is_sentinel:
         client_class = redis.asyncio.Redis if asynchronous else redis.Redis
         return client_class.from_url(target.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
-                                     retry=_retry(asynchronous, retries))
+                                     retry=_retry(asynchronous, retries), max_connections=MAX_CONNECTIONS)
     sentinel_class = redis.asyncio.sentinel.Sentinel if asynchronous else redis.sentinel.Sentinel
     sentinel = sentinel_class(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, asynchronous))
     return sentinel.master_for(target.master, **_node_kwargs(target, timeout, asynchronous, retries))
@@ -223,12 +233,13 @@ def channel_layer_host(url):
     channels_redis' Sentinel form ``{"sentinels": [(host, port)],
     "master_name": ..., "sentinel_kwargs": {...}, ...}``
     (``channels_redis.utils.create_pool``). Timeouts: :data:`CONNECT_TIMEOUT`,
-    :data:`LAYER_READ_TIMEOUT`; no retries (see :data:`RETRIES`).
+    :data:`LAYER_READ_TIMEOUT`; no retries (see :data:`RETRIES`); pools of at
+    most :data:`MAX_CONNECTIONS`.
     """
     target = _targets(url)
     if not target.is_sentinel:
         return {"address": target.url, "socket_timeout": LAYER_READ_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT,
-                "retry": _retry(True, 0)}
+                "retry": _retry(True, 0), "max_connections": MAX_CONNECTIONS}
     return {
         "sentinels": list(target.sentinels),
         "master_name": target.master,

@@ -5,6 +5,7 @@ native stack in tests/stack/test_redis_ha.py; here: the URL forms, what each
 caller is handed, and the settings and system check that read them.
 """
 
+import asyncio
 import json
 
 import pytest
@@ -109,3 +110,32 @@ def test_e005_sees_sentinel_urls_without_a_password(password, failing):
         CHANNEL_LAYERS={"default": {"BACKEND": "switchyard.layers.RedisChannelLayer",
                                     "CONFIG": {"hosts": [redis_connections.channel_layer_host(url)]}}})
     assert ("switchyard.E005" in errors) is failing, json.dumps(errors)
+
+
+def test_every_asyncio_pool_holds_max_connections_not_redis_pys_100(redis_url):
+    assert redis_connections.MAX_CONNECTIONS > 100
+    assert redis_connections.async_client(redis_url).connection_pool.max_connections == redis_connections.MAX_CONNECTIONS
+    assert redis_connections.async_client(SENTINEL_URL).connection_pool.max_connections == redis_connections.MAX_CONNECTIONS
+    from channels_redis.utils import create_pool
+
+    for url in (redis_url, SENTINEL_URL):
+        assert create_pool(redis_connections.channel_layer_host(url)).max_connections == redis_connections.MAX_CONNECTIONS
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_concurrent_group_adds_all_succeed(redis_url):
+    """300 handshakes' group_add at once on one worker's layer: redis-py 8's default pool (100) raised
+    MaxConnectionsError for the excess, and those sockets closed with 1013 (scripts/bench, uvicorn)."""
+    from channels_redis.core import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=redis_connections.channel_layer_hosts([redis_url]), prefix="burst-test")
+    try:
+        channels = [await layer.new_channel() for _ in range(300)]
+        await asyncio.gather(*(layer.group_add(f"room-{i % 10}", channel) for i, channel in enumerate(channels)))
+        await layer.group_send("room-0", {"type": "chat.ping"})
+        room_0 = channels[::10]
+        received = await asyncio.wait_for(asyncio.gather(*(layer.receive(c) for c in room_0)), timeout=10)
+        assert [m["type"] for m in received] == ["chat.ping"] * 30
+    finally:
+        await layer.flush()
+        await layer.close_pools()
