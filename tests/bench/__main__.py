@@ -45,6 +45,7 @@ CONNECTION_CONFIGS = {
     "uvicorn x2 (websockets-sansio)": {"server": "uvicorn", "workers": 2,
                                        "env": {"ASGI_UVICORN_WS": "websockets-sansio"}},
     "uvicorn x2 (wsproto)": {"server": "uvicorn", "workers": 2, "env": {"ASGI_UVICORN_WS": "wsproto"}},
+    "daphne x2, pub/sub layer": {"server": "daphne", "workers": 2, "layer": PUBSUB},
 }
 ISOLATION_CONFIGS = {
     "split (default: ASGI_CPU_WEIGHT=25)": {"server": "daphne", "workers": 2},
