@@ -166,7 +166,8 @@ class LoadClient:
 
 
 async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0, fault=None, fault_at=3.0,
-                   settle=20.0, fetch_stored=None, ssl=None, send_until_fault_done=False, idle=0, clients_out=None):
+                   settle=20.0, fetch_stored=None, ssl=None, send_until_fault_done=False, idle=0, clients_out=None,
+                   post=None):
     """Run ``clients`` reconnecting clients in ``room`` for ``duration`` seconds; return :class:`Figures`.
 
     ``cookies``: list of ``Cookie`` header values, used round-robin.
@@ -181,6 +182,9 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
     ``idle``: further clients in the room that never send (they only read).
     ``clients_out``: a list the :class:`LoadClient` objects are appended to,
     for figures of a test's own (e.g. ``arrivals``).
+    ``post``: an async callable ``(body) -> bool`` (True: the message was
+    stored) that sends instead of the sockets, e.g. through the HTTP API; with
+    it ``clients`` may be 0, so every socket only reads.
     """
     stop = asyncio.Event()
     load_clients = [LoadClient(base_url, cookies[i % len(cookies)], room, f"client-{i}", ssl)
@@ -200,7 +204,7 @@ async def run_load(base_url, cookies, room, clients=20, rate=20.0, duration=10.0
         while time.monotonic() - started < duration or (
                 send_until_fault_done and fault_task is not None and not fault_task.done()):
             body = f"load-{next(counter)}"
-            if await random.choice(posting).send(body):
+            if await (post(body) if post is not None else random.choice(posting).send(body)):
                 sent_bodies.append(body)
             await asyncio.sleep(1 / rate)
 

@@ -5,6 +5,7 @@ max reconnect time (terminal summary and var/test-output/reliability.txt).
 See docs/reliability.md."""
 
 import asyncio
+import collections
 import os
 import signal
 import time
@@ -108,6 +109,42 @@ async def test_redis_restart_under_load(stack, login, report):
     assert figures.lost == 0  # every stored message reached every client, the delayed one too
     assert figures.unacknowledged <= 1  # a frame in flight as the socket closed (see docs/reliability.md)
     assert figures.max_reconnect < 10.0
+
+
+async def test_idle_sockets_get_every_message_posted_over_the_api_during_a_redis_outage(stack, login, report):
+    """Sockets that never post, messages posted only over the API, Redis stopped for 3 s meanwhile.
+
+    An idle socket has nothing of its own in flight, so the only way it can
+    learn that its worker lost Redis is the channel layer's receive failing
+    (1013); then it reconnects and the welcome fills the gap by offset. A
+    layer that swallowed the outage would leave these sockets silently
+    missing what was posted during it (the fan-out issue's "known hole").
+    """
+    room = f"idle-outage-{uuid.uuid4().hex[:8]}"
+    poster = login("bob")
+    statuses = collections.Counter()
+
+    async def post(body):
+        response = await asyncio.to_thread(poster.post_message, room, body)
+        statuses[response.status_code, response.json().get("delivery")] += 1
+        return response.status_code == 201
+
+    async def outage():
+        await ctl(stack, "stop", "redis")
+        await wait_until(lambda: _health(stack) == 503, 10, "/healthz 503 without Redis")
+        await asyncio.sleep(3)
+        await ctl(stack, "start", "redis")
+        await wait_until(lambda: _health(stack) == 200, 20, "/healthz 200 with Redis back")
+
+    figures = await run_load(stack.config.url, cookies(login), room, clients=0, idle=CLIENTS, rate=10, duration=12,
+                             fault=outage, fetch_stored=fetcher(login, room), post=post)
+    report(figures.line("idle sockets, API posts, Redis stopped 3 s"))
+    assert figures.workers == 2 and figures.idle == CLIENTS
+    assert statuses[201, "delayed"] >= 1  # some posts landed while Redis was down
+    assert figures.stored == figures.sent > 50 and figures.unacknowledged == 0
+    assert figures.close_codes.get(1013, 0) >= 1  # idle consumers learned their worker lost Redis
+    assert figures.lost == 0  # every socket ends with every offset
+    assert figures.received == CLIENTS * figures.stored
 
 
 async def test_nginx_reload_under_load(stack, login, report):
