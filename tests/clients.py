@@ -6,6 +6,8 @@ clients drive the native, compose and Ansible stacks.
 """
 
 import json
+import select
+import ssl
 import threading
 import time
 from contextlib import contextmanager
@@ -103,13 +105,61 @@ def ws_url(base_url, room, after=None, epoch=None):
     return f"{scheme}://{parts.netloc}/ws/chat/{room}/{query}"
 
 
-def _ssl_context(verify):
-    import ssl
+class SerializedSSLSocket(ssl.SSLSocket):
+    """An ``ssl.SSLSocket`` whose reads and writes never run at the same time, for websockets' sync client.
 
+    websockets' sync client reads in a thread of its own and writes from the
+    caller's, on one socket; with TLS both enter one OpenSSL ``SSL`` object,
+    which must not be used from two threads at once (OpenSSL's threading
+    rules; python-engineio#461 and python-socketio#1568 show the same race in
+    another sync client). Right after a TLS 1.3 handshake nginx sends session
+    tickets: the reader thread processes them, then blocks inside ``SSL_read``
+    while the caller writes the HTTP upgrade request. Now and then that request
+    was lost and the handshake timed out with no trace in nginx's log
+    (``test_prod.py``, the only stack tests over TLS).
+
+    Here both go through one lock, and a read never blocks while it holds
+    the lock: it reads without blocking and, when only a non-application
+    record or part of a record had arrived (``SSLWantReadError``), waits for
+    more bytes outside the lock. Install it with
+    ``context.sslsocket_class = SerializedSSLSocket``.
+    """
+
+    def _mutex(self):
+        return self.__dict__.setdefault("_serialized_lock", threading.RLock())
+
+    def settimeout(self, value):
+        """Set the timeout (seconds or None), never while a read has the socket non-blocking."""
+        with self._mutex():
+            super().settimeout(value)
+
+    def recv(self, buflen=1024, flags=0):
+        """Return up to ``buflen`` bytes of application data (``b""`` at EOF), as ``SSLSocket.recv``."""
+        while True:
+            with self._mutex():
+                timeout = self.gettimeout()
+                self.settimeout(0.0)
+                try:
+                    return super().recv(buflen, flags)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+                finally:
+                    self.settimeout(timeout)
+            select.select([self], [], [], timeout)
+
+    def sendall(self, data, flags=0):
+        """Send all of ``data`` (bytes), as ``SSLSocket.sendall``, never during a read."""
+        with self._mutex():
+            return super().sendall(data, flags)
+
+
+def _ssl_context(verify):
+    """An ``ssl.SSLContext`` for websockets' sync client: ``verify`` is a CA file, True (the system's) or False."""
     context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
     if verify is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    context.sslsocket_class = SerializedSSLSocket
     return context
 
 
