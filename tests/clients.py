@@ -6,7 +6,7 @@ clients drive the native, compose and Ansible stacks.
 """
 
 import json
-import select
+import selectors
 import ssl
 import threading
 import time
@@ -134,23 +134,53 @@ class SerializedSSLSocket(ssl.SSLSocket):
             super().settimeout(value)
 
     def recv(self, buflen=1024, flags=0):
-        """Return up to ``buflen`` bytes of application data (``b""`` at EOF), as ``SSLSocket.recv``."""
+        """Return up to ``buflen`` bytes of application data (``b""`` at EOF), as ``SSLSocket.recv``.
+
+        Honours the socket's timeout (seconds; ``TimeoutError`` past it, the
+        want-read error at once when it is 0) and returns ``b""`` once the
+        socket is closed by another thread.
+        """
+        timeout = self.gettimeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._mutex():
+                if self.fileno() == -1:
+                    return b""
                 timeout = self.gettimeout()
-                self.settimeout(0.0)
+                super().settimeout(0.0)
                 try:
                     return super().recv(buflen, flags)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as wanting:
+                    event = selectors.EVENT_WRITE if isinstance(wanting, ssl.SSLWantWriteError) else selectors.EVENT_READ
+                    if timeout == 0:
+                        raise
                 finally:
-                    self.settimeout(timeout)
-            select.select([self], [], [], timeout)
+                    super().settimeout(timeout)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("The read operation timed out")
+            # Short slices: a close from another thread does not wake a select on Linux.
+            with selectors.DefaultSelector() as selector:
+                try:
+                    selector.register(self, event)
+                except (ValueError, OSError):  # closed meanwhile
+                    return b""
+                selector.select(0.1 if left is None else min(0.1, left))
 
     def sendall(self, data, flags=0):
         """Send all of ``data`` (bytes), as ``SSLSocket.sendall``, never during a read."""
         with self._mutex():
             return super().sendall(data, flags)
+
+    def close(self):
+        """As ``SSLSocket.close``, never during a read."""
+        with self._mutex():
+            return super().close()
+
+    def shutdown(self, how):
+        """As ``SSLSocket.shutdown``, never during a read (it drops the TLS object)."""
+        with self._mutex():
+            return super().shutdown(how)
 
 
 def _ssl_context(verify):

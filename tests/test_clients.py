@@ -24,6 +24,7 @@ def test_wss_handshakes_and_echoes_go_through_the_serialized_socket(tmp_path):
                    capture_output=True)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server_context.sslsocket_class = SerializedSSLSocket  # the server side of the race too
 
     def echo(connection):
         for message in connection:

@@ -230,7 +230,11 @@ def _leanest(results):
     if not medians:
         return "no alternative was measured"
     name = min(medians, key=medians.get)
-    return f"the leanest alternative measured, {name}, holds {medians[name]:.1f} KiB"
+    counts = sorted({r["opened"] for r in completed(results["connections"][name])})
+    leaner = "" if medians[name] < _median(results["connections"][results["default"]]["kib_per_connection"]) \
+        else ", no leaner than the default"
+    return (f"the leanest alternative measured, {name}, holds {medians[name]:.1f} KiB at "
+            f"{', '.join(f'{n:,}' for n in counts)} sockets{leaner}")
 
 
 def targets(results):

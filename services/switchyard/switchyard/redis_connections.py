@@ -53,16 +53,17 @@ CONNECT_TIMEOUT = 0.5
 # "Timeout reading"); presence and rate limits send one-millisecond commands.
 LAYER_READ_TIMEOUT = 15.0
 READ_TIMEOUT = 2.0
-# Connections each asyncio pool (one per process, per Redis, per event loop)
-# may hold at once. redis-py 8 caps a pool at 100 and then raises
+# Connections each pool (one per client: channel layer, presence, rate limits;
+# per process, per Redis, per event loop) may hold at once. redis-py 8 caps a pool at 100 and then raises
 # MaxConnectionsError instead of waiting, and every channel-layer command of a
 # handshake (group_add) takes one: a burst of 100 concurrent handshakes on one
 # worker closed some of them with 1013 ("Too many connections", scripts/bench
 # with uvicorn; docs/benchmarks.md). A connection lives only for its command, so
 # the pool holds about (commands/s x reply time) of them; this bounds a reconnect
 # storm's worst case per worker. Redis' own maxclients (10000 by default) must
-# cover this x ASGI workers x channel-layer shards, plus gunicorn's few.
-MAX_CONNECTIONS = 1000  # the limits library sets its own pools to the same
+# cover this x ASGI workers x the pools on that server (up to 3 on REDIS_URL's),
+# in the worst case; in steady state a pool holds a handful.
+MAX_CONNECTIONS = 1000
 # Seconds a /healthz probe may take: a load balancer polls it, a slow answer is "down".
 HEALTH_TIMEOUT = 1.0
 # Seconds a sentinel may take to answer "where is the primary?"; past it the next one is asked.
@@ -270,7 +271,7 @@ def limits_storage(url=None, key_prefix=None):
         scheme = "async+redis+" if target.url.startswith("unix://") else "async+"  # limits' name for a socket
         return RedisStorage(scheme + target.url, implementation="redispy", key_prefix=key_prefix,
                             socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT,
-                            retry=_retry(True, 0))
+                            retry=_retry(True, 0), max_connections=MAX_CONNECTIONS)
     hosts = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in target.sentinels)
     return RedisSentinelStorage(
         f"async+{SENTINEL_SCHEME}://{hosts}/{target.master}", implementation="redispy", key_prefix=key_prefix,

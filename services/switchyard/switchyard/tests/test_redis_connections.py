@@ -112,7 +112,7 @@ def test_e005_sees_sentinel_urls_without_a_password(password, failing):
     assert ("switchyard.E005" in errors) is failing, json.dumps(errors)
 
 
-def test_every_asyncio_pool_holds_max_connections_not_redis_pys_100(redis_url):
+def test_every_pool_holds_max_connections_not_redis_pys_100(redis_url):
     assert redis_connections.MAX_CONNECTIONS > 100
     assert redis_connections.async_client(redis_url).connection_pool.max_connections == redis_connections.MAX_CONNECTIONS
     assert redis_connections.async_client(SENTINEL_URL).connection_pool.max_connections == redis_connections.MAX_CONNECTIONS
@@ -120,6 +120,9 @@ def test_every_asyncio_pool_holds_max_connections_not_redis_pys_100(redis_url):
 
     for url in (redis_url, SENTINEL_URL):
         assert create_pool(redis_connections.channel_layer_host(url)).max_connections == redis_connections.MAX_CONNECTIONS
+    # limits' own client of a plain URL (redis-py's default pool would be 100).
+    limits_client = redis_connections.limits_storage(redis_url, key_prefix="t").bridge.storage
+    assert limits_client.connection_pool.max_connections == redis_connections.MAX_CONNECTIONS
 
 
 @pytest.mark.asyncio
