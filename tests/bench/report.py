@@ -222,6 +222,11 @@ def isolation_section(results):
     return lines
 
 
+def _socket_counts(entry):
+    """``"2,000"`` or ``"2,000, 10,000"``: the sockets each completed run of a connections entry opened."""
+    return ", ".join(f"{n:,}" for n in sorted({r["opened"] for r in completed(entry)}))
+
+
 def _leanest(results):
     """Name the alternative with the lowest median KiB per idle socket (str), from the idle-socket table."""
     medians = {name: _median(entry["kib_per_connection"]) for name, entry in results["connections"].items()
@@ -230,11 +235,10 @@ def _leanest(results):
     if not medians:
         return "no alternative was measured"
     name = min(medians, key=medians.get)
-    counts = sorted({r["opened"] for r in completed(results["connections"][name])})
     leaner = "" if medians[name] < _median(results["connections"][results["default"]]["kib_per_connection"]) \
         else ", no leaner than the default"
     return (f"the leanest alternative measured, {name}, holds {medians[name]:.1f} KiB at "
-            f"{', '.join(f'{n:,}' for n in counts)} sockets{leaner}")
+            f"{_socket_counts(results['connections'][name])} sockets{leaner}")
 
 
 def targets(results):
@@ -261,9 +265,8 @@ def targets(results):
         ok = completed(con)
         kib = _median(con["kib_per_connection"])
         if kib is not None:
-            counts = sorted({r["opened"] for r in ok})
             found.append((f"KiB per idle socket at {TARGET_CONNECTIONS:,}: ≤ {TARGET_KIB_PER_CONNECTION}",
-                          f"{_spread(con['kib_per_connection'])} KiB at {', '.join(f'{n:,}' for n in counts)} sockets", kib <= TARGET_KIB_PER_CONNECTION,
+                          f"{_spread(con['kib_per_connection'])} KiB at {_socket_counts(con)} sockets", kib <= TARGET_KIB_PER_CONNECTION,
                           "most of it is daphne/Twisted/autobahn, asyncio and Channels state per socket "
                           f"(see benchmarks-profile.md); {_leanest(results)}; hypercorn was not measured: it does not fit "
                           "the drain contract (0.18 stops listening and waits out its graceful timeout without "

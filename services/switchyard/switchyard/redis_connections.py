@@ -188,9 +188,15 @@ def _sentinel_kwargs(target, asynchronous):
     return kwargs
 
 
+def _connection_kwargs(timeout, asynchronous, retries):
+    """Every client's connection options (dict): :data:`CONNECT_TIMEOUT`, reads bounded by ``timeout``
+    seconds, ``retries`` retries (:func:`_retry`), pools of at most :data:`MAX_CONNECTIONS`."""
+    return {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": timeout,
+            "retry": _retry(asynchronous, retries), "max_connections": MAX_CONNECTIONS}
+
+
 def _node_kwargs(target, timeout, asynchronous, retries=RETRIES):
-    kwargs = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": timeout, "db": target.db,
-              "retry": _retry(asynchronous, retries), "max_connections": MAX_CONNECTIONS}
+    kwargs = {**_connection_kwargs(timeout, asynchronous, retries), "db": target.db}
     if target.password:
         kwargs["password"] = target.password
     if target.username:
@@ -203,8 +209,7 @@ def _client(asynchronous, url, timeout, retries):
     target = _targets(url or _default_url())
     if not target.is_sentinel:
         client_class = redis.asyncio.Redis if asynchronous else redis.Redis
-        return client_class.from_url(target.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
-                                     retry=_retry(asynchronous, retries), max_connections=MAX_CONNECTIONS)
+        return client_class.from_url(target.url, **_connection_kwargs(timeout, asynchronous, retries))
     sentinel_class = redis.asyncio.sentinel.Sentinel if asynchronous else redis.sentinel.Sentinel
     sentinel = sentinel_class(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, asynchronous))
     return sentinel.master_for(target.master, **_node_kwargs(target, timeout, asynchronous, retries))
@@ -239,8 +244,7 @@ def channel_layer_host(url):
     """
     target = _targets(url)
     if not target.is_sentinel:
-        return {"address": target.url, "socket_timeout": LAYER_READ_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT,
-                "retry": _retry(True, 0), "max_connections": MAX_CONNECTIONS}
+        return {"address": target.url, **_connection_kwargs(LAYER_READ_TIMEOUT, True, 0)}
     return {
         "sentinels": list(target.sentinels),
         "master_name": target.master,
@@ -270,8 +274,7 @@ def limits_storage(url=None, key_prefix=None):
     if not target.is_sentinel:
         scheme = "async+redis+" if target.url.startswith("unix://") else "async+"  # limits' name for a socket
         return RedisStorage(scheme + target.url, implementation="redispy", key_prefix=key_prefix,
-                            socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT,
-                            retry=_retry(True, 0), max_connections=MAX_CONNECTIONS)
+                            **_connection_kwargs(READ_TIMEOUT, True, 0))
     hosts = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in target.sentinels)
     return RedisSentinelStorage(
         f"async+{SENTINEL_SCHEME}://{hosts}/{target.master}", implementation="redispy", key_prefix=key_prefix,
