@@ -86,7 +86,8 @@ DRAIN_IN_PROGRESS = Gauge(
 )
 CHANNEL_LAYER_MESSAGES = Counter(
     "switchyard_channel_layer_messages_total",
-    "Channel-layer operations that succeeded: send, group_send, receive (messages handed to a consumer).",
+    "Channel-layer operations that succeeded: send, group_send, receive (messages handed to a consumer), "
+    "direct (messages a consumer's direct handler took, switchyard.fanout).",
     ["operation"],
 )
 CHANNEL_LAYER_ERRORS = Counter(
@@ -97,13 +98,14 @@ CHANNEL_LAYER_ERRORS = Counter(
 )
 CHANNEL_LAYER_RECONNECTS = Counter(
     "switchyard_channel_layer_reconnects_total",
-    "Times this process read its channel-layer key again after the reader had failed (Redis back, or a new primary).",
+    "Times this process read from Redis again after its channel-layer reader or subscription had failed "
+    "(Redis back, or a new primary).",
 )
 # Children whose label values are known up front exist from the start at 0,
 # so a dashboard or an alert sees "none yet" instead of no series.
 # The hot paths (every frame, every channel-layer operation) use these
 # children directly instead of a labels() lookup each time.
-LAYER_OK = {op: CHANNEL_LAYER_MESSAGES.labels(op) for op in ("send", "group_send", "receive")}
+LAYER_OK = {op: CHANNEL_LAYER_MESSAGES.labels(op) for op in ("send", "group_send", "receive", "direct")}
 LAYER_FAILED = {op: CHANNEL_LAYER_ERRORS.labels(op) for op in ("send", "group_send", "receive", "reader")}
 FRAMES = {direction: WEBSOCKET_FRAMES.labels(direction) for direction in ("in", "out")}
 BYTES = {direction: WEBSOCKET_BYTES.labels(direction) for direction in ("in", "out")}

@@ -1,15 +1,21 @@
 """The dependencies whose private members Switchyard relies on, the versions it was tested with, and the start-up guard.
 
-Three modules reach into their dependencies' internals, each for a reason
+Four modules reach into their dependencies' internals, each for a reason
 its docstring gives:
 
 - ``switchyard.layers``: channels_redis' ``RedisChannelLayer`` (``receive_single``,
   ``_brpop_with_clean``, ``receive_buffer``, ``non_local_name``,
   ``require_valid_channel_name``, ``client_prefix``);
+- ``switchyard.fanout``: ``channels_redis.utils``' ``create_pool``,
+  ``decode_hosts`` and ``_consistent_hash`` (the same hosts, the same
+  sharding as the core layer);
 - ``switchyard.daphne_server``: daphne's ``WebSocketProtocol.handle_reply``,
   ``Server.listen_success`` / ``connections`` / ``ws_factory`` /
-  ``signal_handlers``, ``CommandLineInterface.server_class``, and autobahn's
-  ``sendCloseFrame``;
+  ``signal_handlers`` / ``create_application``,
+  ``CommandLineInterface.server_class``, autobahn's ``sendCloseFrame``, and
+  Twisted's ``tcp.Server`` buffer state (``socket``, ``dataBuffer``,
+  ``_tempDataLen``, ``connected``, ``disconnecting``, ``_writeDisconnected``)
+  for ``write_now``;
 - the chat consumer's ``dispatch`` and ``switchyard.websocket.RefuseUnknownRoutes``:
   Channels' ``AsyncConsumer.__call__`` dispatching through ``self.dispatch``,
   ``get_handler_name``, and ``URLRouter``'s "No route found for path" error.
@@ -34,6 +40,7 @@ TESTED = {
     "channels": ("4.3", "switchyard.websocket and the chat consumer's dispatch"),
     "channels-redis": ("4.3", "switchyard.layers"),
     "daphne": ("4.2", "switchyard.daphne_server"),
+    "twisted": ("26.10", "switchyard.daphne_server's write_now"),
 }
 
 

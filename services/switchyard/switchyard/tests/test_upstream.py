@@ -62,6 +62,33 @@ def test_channels_redis_core_layer_members():
     assert layer.require_valid_channel_name("specific.abc!def")
 
 
+def test_channels_redis_utils_members():
+    """switchyard.fanout builds its connections and shards exactly as the core layer does."""
+    import redis.asyncio
+    from channels_redis.utils import _consistent_hash, create_pool, decode_hosts
+
+    assert decode_hosts([{"address": "redis://127.0.0.1:1/0"}]) == [{"address": "redis://127.0.0.1:1/0"}]
+    pool = create_pool({"address": "redis://127.0.0.1:1/0", "socket_timeout": 3})
+    assert isinstance(pool, redis.asyncio.ConnectionPool) and pool.connection_kwargs["socket_timeout"] == 3
+    assert _consistent_hash("chat.lobby", 1) == 0
+    assert {_consistent_hash(f"group{n}", 3) for n in range(100)} == {0, 1, 2}
+
+
+# --- Twisted (switchyard.daphne_server.write_now) --------------------------------------
+
+def test_twisted_tcp_write_buffer_members():
+    from twisted.internet import abstract, tcp
+
+    assert issubclass(tcp.Server, tcp.Connection) and issubclass(tcp.Connection, abstract.FileDescriptor)
+    init = inspect.getsource(abstract.FileDescriptor)
+    for member in ("self.dataBuffer", "self._tempDataLen", "self.connected", "self.disconnecting",
+                   "self._writeDisconnected"):
+        assert member in init, member
+    assert "self.socket: socket.socket = skt" in inspect.getsource(tcp.Connection.__init__)
+    # write() buffers and lets the reactor send: what write_now short-cuts when nothing is buffered.
+    assert "self._tempDataBuffer.append(data)" in inspect.getsource(abstract.FileDescriptor.write)
+
+
 # --- daphne and autobahn (switchyard.daphne_server) ----------------------------------
 
 def test_daphne_protocol_members():
@@ -84,6 +111,7 @@ def test_daphne_server_members():
 
     assert "signal_handlers" in parameters(Server.__init__)
     assert parameters(Server.listen_success) == ["self", "port"]
+    assert parameters(Server.create_application) == ["self", "protocol", "scope"]
     assert parameters(Server.stop) == ["self"]
     assert CommandLineInterface.server_class is Server
     run = inspect.getsource(Server.run)

@@ -1,0 +1,731 @@
+"""A channel layer whose group messages cost O(workers), not O(sockets): the fan-out layer.
+
+**Why.** With channels_redis' core layer a ``group_send`` to a room of 200
+sockets is 200 Redis list pushes, and every socket then pops its own copy
+(``BZPOPMIN``, a Lua clean-up, two asyncio tasks per socket per message;
+docs/benchmarks-profile.md). Here a ``group_send`` is one Redis ``PUBLISH``;
+each ASGI worker holding members of the group reads it once, decodes it once
+and hands the same message to each local member (the model of a plain
+``websockets`` + Redis relay, and of channels_redis'
+``RedisPubSubChannelLayer``, whose shape this follows).
+
+**The Channels layer API, unchanged.** ``new_channel``, ``send``,
+``receive``, ``group_add``, ``group_discard``, ``group_send``, ``flush``
+behave as the Channels docs say (https://channels.readthedocs.io/en/stable/channel_layer_spec.html),
+with these differences, each deliberate:
+
+- Group membership lives in the worker that holds the channel: it ends with
+  the process (a killed worker leaves no members behind, so ``group_expiry``
+  is not needed and is ignored). ``group_add`` of a process-specific channel
+  must run in the process that created it (``ValueError`` otherwise).
+- ``group_add`` returns once Redis confirmed the subscription, so a message
+  published after it returns reaches the channel (the chat consumer joins
+  its room before it reads the welcome from the database).
+- Messages are at-most-once, as on every Channels layer, and never wait in
+  Redis: one published while a worker is not subscribed is not seen there.
+  ``capacity`` bounds each channel's local queue (``send`` to a full local
+  channel raises ``ChannelFull``; a group member whose queue is full misses
+  that message, as channels_redis' ``group_send`` skips full channels).
+- Channels without ``!`` (``runworker`` background workers, which need
+  queue semantics) go to the core layer, :class:`switchyard.layers.RedisChannelLayer`,
+  on the same Redis.
+- Every local member of a group gets the *same* message dict, not a copy (as
+  with channels_redis' pub/sub layer): handlers must not mutate it.
+- ``symmetric_encryption_keys`` is refused (``ImproperlyConfigured``).
+
+**Lost Redis, the signal consumers get.** When a worker's subscription
+breaks (Redis restarted, a failover, a connection gone silent for
+:data:`HEARTBEAT_TIMEOUT` seconds) the layer reconnects with exponential
+backoff (the ``backoff`` library, full jitter) and subscribes again. What a
+channel gets meanwhile depends on whether its consumer asked for the signal
+with :meth:`FanoutChannelLayer.watch_reconnects`:
+
+- a watching channel keeps waiting, and once the subscription is back it
+  receives ``{"type": "channel_layer.reconnected", "seconds": <down time>}``
+  (handler ``channel_layer_reconnected``) *after* the subscription was
+  confirmed, so whatever the consumer reads from its own records then covers
+  every message it may have missed (the chat consumer fills its gap from the
+  database by offset, without closing the socket). If Redis stays away past
+  ``reconnect_grace`` seconds, its ``receive()`` raises as below;
+- every other channel's ``receive()`` raises the error at once
+  (``redis.ConnectionError``), as channels_redis' own receive does, so a
+  consumer that cannot catch up ends instead of silently missing messages.
+
+**Direct delivery.** A consumer may register, per message type, a handler
+the layer calls itself as the message arrives (:meth:`FanoutChannelLayer.deliver_directly`),
+instead of queueing it for the consumer's ``receive()``: no task switch, no
+Channels dispatch per socket. It runs in the layer's reader task, only when
+the channel has nothing queued; it returns ``False`` to have the message
+queued after all (the chat consumer does when the offset is not the next
+one). A handler that suspends (an ASGI server waiting for a slow socket's
+buffer to drain) is finished in a task of its own while the reader goes on
+to the next socket, and that channel's later messages wait behind it, in
+order: the idea of CPython 3.12's eager tasks (``asyncio.eager_task_factory``,
+gh-97696), which Python 3.11 lacks.
+
+Metrics: ``switchyard_channel_layer_messages_total`` and ``_errors_total`` by
+operation, ``switchyard_channel_layer_reconnects_total`` (``switchyard.metrics``).
+"""
+
+import asyncio
+import collections
+import logging
+import math
+import time
+import types
+import uuid
+
+import backoff
+import msgpack
+import redis.asyncio
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer
+from channels_redis.utils import _consistent_hash, create_pool, decode_hosts
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from switchyard import metrics
+from switchyard.layers import RedisChannelLayer, _counted
+
+logger = logging.getLogger(__name__)
+
+# The message a watching channel receives when its worker subscribed again after losing Redis.
+RECONNECTED = "channel_layer.reconnected"
+# Seconds between PINGs on an idle subscription, and without any reply (a
+# message or a PONG) before the connection counts as lost: a Redis host that
+# vanished without a reset would otherwise leave the worker subscribed to
+# nothing for the kernel's TCP timeout (minutes).
+HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_TIMEOUT = 6.0
+# Seconds a SUBSCRIBE may wait for Redis' confirmation in group_add.
+SUBSCRIBE_TIMEOUT = 5.0
+# Backoff between reconnect attempts (seconds): exponential from 0.05, capped, full jitter.
+RECONNECT_BACKOFF_CAP = 1.0
+
+
+class _Failure:
+    """Queued for a channel whose receive() must raise ``error`` (its worker lost Redis)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
+class _Resume:
+    """Await the rest of a coroutine that was started by hand and suspended on ``yielded``.
+
+    ``coro.send(None)`` ran it up to its first suspension, which yielded
+    ``yielded`` (an asyncio future, or None for a bare yield); awaiting this
+    inside a task hands that future to the task and drives the coroutine on,
+    so it finishes as if it had been a task from the start (the mechanism of
+    CPython 3.12's eager tasks, gh-97696).
+    """
+
+    def __init__(self, coro, yielded):
+        self.coro, self.yielded = coro, yielded
+
+    def __await__(self):
+        value = self.yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                self.coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - forwarded into the coroutine (cancellation included)
+                try:
+                    value = self.coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = self.coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class _Subscription:
+    """One worker's subscription to one Redis shard: a connection of its own in subscribed mode.
+
+    ``names`` (set of bytes) are the Redis channels it should hold; ``run()``
+    connects, subscribes to all of them, reads until the connection fails,
+    and starts over with backoff. ``on_message(name, data)`` gets every
+    published message (bytes, bytes); ``on_up(seconds_down)`` and
+    ``on_down(error)`` the state changes.
+    """
+
+    def __init__(self, host, on_message, on_up, on_down):
+        self.host, self.on_message, self.on_up, self.on_down = host, on_message, on_up, on_down
+        self.names = set()
+        self.confirmed = set()
+        self.waiters = collections.defaultdict(list)  # name -> futures waiting for its confirmation
+        self.connection = None
+        self.up = asyncio.Event()
+        self.last_reply = time.monotonic()
+        self.task = None
+        self.pool = None
+
+    def start(self):
+        """Start the reading task in the running event loop (once)."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.run(), name="fan-out layer subscription")
+
+    async def subscribe(self, name):
+        """Subscribe to ``name`` (bytes) and return once Redis confirmed it.
+
+        Raises ``redis.ConnectionError`` when the subscription is down (Redis
+        lost) and ``TimeoutError`` when Redis did not confirm within
+        :data:`SUBSCRIBE_TIMEOUT` seconds.
+        """
+        self.names.add(name)
+        if name in self.confirmed:
+            return
+        if not self.up.is_set():
+            raise RedisConnectionError("the channel layer's subscription to Redis is down")
+        waiter = asyncio.get_running_loop().create_future()
+        first = not self.waiters[name]
+        self.waiters[name].append(waiter)
+        if first:
+            await self.connection.send_command("SUBSCRIBE", name)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"Redis did not confirm SUBSCRIBE within {SUBSCRIBE_TIMEOUT} s") from None
+
+    async def unsubscribe(self, name):
+        """Stop reading ``name`` (bytes); does not wait for the confirmation."""
+        self.names.discard(name)
+        self.confirmed.discard(name)
+        if self.up.is_set() and not self.waiters.get(name):
+            try:
+                await self.connection.send_command("UNSUBSCRIBE", name)
+            except (RedisError, OSError) as exc:
+                logger.debug("UNSUBSCRIBE failed (the reader reconnects): %s", exc)
+
+    async def run(self):
+        """Read forever: connect, subscribe, read; on a failure report it, back off, start over."""
+        down_since = None
+        while True:
+            await self._connect()  # retried with backoff until it works
+            if down_since is not None:
+                metrics.CHANNEL_LAYER_RECONNECTS.inc()
+            self.on_up(None if down_since is None else time.monotonic() - down_since)
+            try:
+                await self._read()
+            except Exception as exc:  # noqa: BLE001 - RedisError, OSError, or redis-py's state after a disconnect
+                down_since = time.monotonic()
+                self._lost(exc)
+
+    def _lost(self, error):
+        self.up.clear()
+        self.confirmed.clear()
+        for waiters in self.waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(RedisConnectionError(f"channel layer lost Redis: {error}"))
+        self.waiters.clear()
+        if self.connection is not None:
+            asyncio.ensure_future(self._discard(self.connection))
+            self.connection = None
+        logger.warning("channel layer: subscription lost (%s); reconnecting", error)
+        metrics.LAYER_FAILED["reader"].inc()
+        self.on_down(error)
+
+    async def _discard(self, connection):
+        try:
+            await connection.disconnect(nowait=True)
+            await self.pool.release(connection)
+        except Exception:  # noqa: BLE001 - a dead connection's cleanup
+            pass
+
+    @backoff.on_exception(backoff.expo, (RedisError, OSError), factor=0.05, max_value=RECONNECT_BACKOFF_CAP,
+                          jitter=backoff.full_jitter, logger=None)
+    async def _connect(self):
+        """Open the connection and subscribe to every name, retried with backoff until it works."""
+        if self.pool is None:
+            self.pool = create_pool(self.host)
+        connection = await self.pool.get_connection()
+        try:
+            names = sorted(self.names)
+            if names:
+                await connection.send_command("SUBSCRIBE", *names)
+                pending = set(names)
+                while pending:
+                    reply = await connection.read_response(timeout=SUBSCRIBE_TIMEOUT, push_request=True)
+                    if reply is None:
+                        raise RedisConnectionError("Redis did not confirm SUBSCRIBE")
+                    if reply[0] == b"subscribe":
+                        pending.discard(reply[1])
+                    elif reply[0] == b"message":  # published after its SUBSCRIBE was confirmed
+                        self.on_message(reply[1], reply[2])
+                self.confirmed = set(names)
+        except BaseException:
+            await self._discard(connection)
+            raise
+        self.connection = connection
+        self.last_reply = time.monotonic()
+        self.up.set()
+
+    async def _read(self):
+        """Dispatch replies until the connection fails (raises the ``RedisError``)."""
+        connection = self.connection
+        heartbeat = asyncio.ensure_future(self._heartbeat(connection))
+        try:
+            while True:
+                reply = await connection.read_response(timeout=math.inf, push_request=True)
+                self.last_reply = time.monotonic()
+                kind = reply[0]
+                if kind == b"message":
+                    self.on_message(reply[1], reply[2])
+                elif kind == b"subscribe":
+                    name = reply[1]
+                    if name in self.names:
+                        self.confirmed.add(name)
+                    for waiter in self.waiters.pop(name, ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
+                # "unsubscribe" and "pong": nothing to do (last_reply already moved)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, connection):
+        """PING every :data:`HEARTBEAT_INTERVAL` s; past :data:`HEARTBEAT_TIMEOUT` s of silence, drop the connection."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            if time.monotonic() - self.last_reply > HEARTBEAT_TIMEOUT:
+                logger.warning("channel layer: no reply from Redis in %s s; dropping the subscription",
+                               HEARTBEAT_TIMEOUT)
+                await connection.disconnect(nowait=True)  # the pending read fails: _read raises
+                return
+            try:
+                await connection.send_command("PING")
+            except (RedisError, OSError):
+                return  # the read fails too
+
+
+class FanoutChannelLayer(BaseChannelLayer):
+    """Redis pub/sub channel layer with local fan-out, a reconnect signal and direct delivery (module docstring).
+
+    Arguments: ``hosts`` (channels_redis' form: a list of ``{"address": URL,
+    ...}`` or Sentinel dicts, one per shard; groups and processes spread over
+    them by channels_redis' consistent hash), ``prefix`` (str, Redis channel
+    names start with it), ``capacity`` (messages queued per local channel),
+    ``expiry`` (seconds; the core layer's, for channels without ``!``),
+    ``reconnect_grace`` (seconds a watching channel waits for Redis to come
+    back before its receive() raises), ``channel_capacity`` (as Channels).
+    ``group_expiry`` is accepted and ignored (membership ends with the process).
+    """
+
+    extensions = ["groups", "flush"]
+
+    def __init__(self, hosts=None, prefix="asgi", expiry=60, group_expiry=86400, capacity=100,
+                 channel_capacity=None, reconnect_grace=30.0, symmetric_encryption_keys=None, **core_options):
+        if symmetric_encryption_keys:
+            raise ImproperlyConfigured("switchyard.fanout.FanoutChannelLayer does not encrypt messages; "
+                                       "use switchyard.layers.RedisChannelLayer for symmetric_encryption_keys")
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self.hosts = decode_hosts(hosts)
+        self.prefix = prefix
+        self.reconnect_grace = reconnect_grace
+        self.core_options = {"hosts": hosts, "prefix": prefix, "expiry": expiry, "group_expiry": group_expiry,
+                             "capacity": capacity, "channel_capacity": channel_capacity, **core_options}
+        self.client_token = uuid.uuid4().hex
+        self._reset()
+
+    def _reset(self):
+        self.queues = {}  # local channel -> asyncio.Queue
+        self.groups = collections.defaultdict(set)  # group -> local channels
+        self.memberships = collections.defaultdict(set)  # local channel -> groups
+        self.direct = collections.defaultdict(dict)  # local channel -> {message type: handler}
+        self.backlog = {}  # channel -> deque of messages behind a suspended direct handler
+        self.watchers = set()  # channels that get RECONNECTED
+        self.subscriptions = None  # shard index -> _Subscription, in the receiving loop
+        self.loop = None
+        self.down = {}  # shard index -> (error, monotonic time it went down)
+        self.grace_timer = None
+        self.publishers = {}  # event loop -> [redis.asyncio.Redis per shard]
+        self._core = None
+
+    # --- names ------------------------------------------------------------------
+
+    def _shard(self, name):
+        return _consistent_hash(name, len(self.hosts))
+
+    def _group_key(self, group):
+        return f"{self.prefix}:group:{group}".encode()
+
+    def _process_key(self, token):
+        return f"{self.prefix}:process:{token}".encode()
+
+    def _token_of(self, channel):
+        """Return the process token of a process-specific channel (``specific.TOKEN!...``)."""
+        return channel.partition("!")[0].rpartition(".")[2]
+
+    # --- the receiving side (the worker's event loop) ----------------------------
+
+    def _subscriptions(self):
+        """Return the shard subscriptions of the running loop, starting them on first use."""
+        loop = asyncio.get_running_loop()
+        if self.subscriptions is None or self.loop is not loop or self.loop.is_closed():
+            self.loop = loop
+            self.subscriptions = [
+                _Subscription(host, self._on_message, lambda seconds, i=i: self._on_up(i, seconds),
+                              lambda error, i=i: self._on_down(i, error))
+                for i, host in enumerate(self.hosts)
+            ]
+            own = self._process_key(self.client_token)
+            self.subscriptions[self._shard(own)].names.add(own)
+            for subscription in self.subscriptions:
+                subscription.start()
+        return self.subscriptions
+
+    async def new_channel(self, prefix="specific"):
+        """Return a new process-specific channel name (str) and start queueing its messages."""
+        channel = f"{prefix}.{self.client_token}!{uuid.uuid4().hex}"
+        self.queues[channel] = asyncio.Queue(self.get_capacity(channel))
+        subscriptions = self._subscriptions()
+        own = self._process_key(self.client_token)
+        await self._wait_up(subscriptions[self._shard(own)])
+        return channel
+
+    async def _wait_up(self, subscription, timeout=SUBSCRIBE_TIMEOUT):
+        """Wait until ``subscription`` is up: at most ``timeout`` seconds when it is starting, not at all
+        when it was lost (``redis.ConnectionError`` then)."""
+        if subscription.up.is_set():
+            return
+        if self.down:
+            raise self._down_error()
+        try:
+            await asyncio.wait_for(subscription.up.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise RedisConnectionError("the channel layer cannot subscribe to Redis") from None
+
+    async def receive(self, channel):
+        """Return the next message (dict) of ``channel``, counted.
+
+        Raises ``redis.ConnectionError`` once the worker lost Redis (at once
+        for a channel that does not watch reconnects, after
+        ``reconnect_grace`` seconds for one that does); ``CancelledError``
+        when cancelled, after which the channel is forgotten (its queue, its
+        groups in this process).
+        """
+        with _counted("receive"):
+            if "!" not in channel:
+                return await self._core_layer().receive(channel)
+            assert self.require_valid_channel_name(channel)
+            queue = self.queues.get(channel)
+            if queue is None:
+                queue = self.queues[channel] = asyncio.Queue(self.get_capacity(channel))
+            self._subscriptions()
+            if self.down and (channel not in self.watchers or self._grace_over()):
+                raise self._down_error()
+            try:
+                item = await queue.get()
+            except asyncio.CancelledError:
+                self._forget(channel)
+                raise
+            if isinstance(item, _Failure):
+                raise item.error
+            return item
+
+    def _grace_over(self):
+        return any(time.monotonic() - since > self.reconnect_grace for _, since in self.down.values())
+
+    def _down_error(self):
+        error, _ = next(iter(self.down.values()))
+        return RedisConnectionError(f"channel layer lost Redis: {error}")
+
+    def _forget(self, channel):
+        """The channel's consumer ended: drop its queue, its direct handlers and its groups here."""
+        self.queues.pop(channel, None)
+        self.direct.pop(channel, None)
+        self.backlog.pop(channel, None)
+        self.watchers.discard(channel)
+        for group in self.memberships.pop(channel, ()):
+            members = self.groups.get(group)
+            if members is not None:
+                members.discard(channel)
+                if not members:
+                    del self.groups[group]
+                    self._unsubscribe_soon(group)
+
+    def _unsubscribe_soon(self, group):
+        if self.subscriptions is None or self.loop is None or self.loop.is_closed():
+            return
+        key = self._group_key(group)
+        self.loop.create_task(self.subscriptions[self._shard(key)].unsubscribe(key))
+
+    def watch_reconnects(self, channel):
+        """Let ``channel`` (local) wait through a Redis outage and then receive ``channel_layer.reconnected``.
+
+        See the module docstring. Call it before the consumer's first
+        ``receive()`` returns (e.g. in ``connect``); a no-op for a channel
+        this process does not hold.
+        """
+        if channel in self.queues:
+            self.watchers.add(channel)
+
+    def deliver_directly(self, channel, message_type, handler):
+        """Have the layer call ``await handler(message)`` for ``channel``'s messages of ``message_type``.
+
+        ``handler`` is an async callable taking the message dict; it runs in
+        the layer's reader task while ``channel`` has nothing queued, and
+        returns ``False`` to have the message queued for ``receive()``
+        instead. An exception it raises is logged, its registration dropped
+        and the message queued (the consumer's own handler then meets the
+        same problem in the consumer's task). See the module docstring.
+        """
+        if channel in self.queues:
+            self.direct[channel][message_type] = handler
+
+    def _on_message(self, name, data):
+        """Hand one published message (Redis channel ``name``, msgpack ``data``) to its local channels."""
+        if name.startswith(b"%s:group:" % self.prefix.encode()):
+            group = name[len(self.prefix) + 7:].decode()
+            members = self.groups.get(group)
+            if not members:
+                return
+            message = msgpack.unpackb(data)
+            for channel in tuple(members):
+                self._deliver(channel, message)
+        else:
+            channel, message = msgpack.unpackb(data)
+            self._deliver(channel, message)
+
+    def _deliver(self, channel, message):
+        """Give ``message`` to the local ``channel``: its direct handler, or its queue.
+
+        Returns False when the channel is unknown here or its queue is full
+        (``send`` raises ``ChannelFull`` then; a group member just misses it).
+        """
+        queue = self.queues.get(channel)
+        if queue is None:
+            return False
+        backlog = self.backlog.get(channel)
+        if backlog is not None:  # a direct handler of this channel is suspended: wait behind it, in order
+            backlog.append(message)
+            return True
+        handler = self.direct.get(channel, {}).get(message.get("type")) if queue.empty() else None
+        if handler is not None and self._call_direct(channel, handler, message):
+            return True
+        if queue.full():
+            return False
+        queue.put_nowait(message)
+        return True
+
+    def _call_direct(self, channel, handler, message):
+        """Run ``handler(message)`` now; return True if it took the message (or finishes it in a task)."""
+        coro = handler(message)
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            if stop.value is False:
+                return False
+            metrics.LAYER_OK["direct"].inc()
+            return True
+        except Exception:  # noqa: BLE001 - see deliver_directly
+            logger.exception("channel layer: direct handler of %s failed; queueing instead", channel)
+            self.direct.pop(channel, None)
+            return False
+        self.backlog[channel] = collections.deque()
+        self.loop.create_task(self._finish_direct(channel, coro, yielded, message))
+        return True
+
+    async def _finish_direct(self, channel, coro, yielded, message):
+        """Finish a suspended direct handler, then the messages that arrived behind it, in order."""
+        try:
+            taken = await _Resume(coro, yielded)
+        except Exception:  # noqa: BLE001 - see deliver_directly
+            logger.exception("channel layer: direct handler of %s failed; queueing instead", channel)
+            self.direct.pop(channel, None)
+            taken = False
+        backlog = self.backlog.pop(channel, collections.deque())
+        queue = self.queues.get(channel)
+        if queue is None:
+            return
+        if taken is False and not queue.full():
+            queue.put_nowait(message)
+        elif taken is not False:
+            metrics.LAYER_OK["direct"].inc()
+        for later in backlog:
+            self._deliver(channel, later)
+
+    def _on_down(self, shard, error):
+        """A shard's subscription broke: fail the receives that cannot wait, arm the grace timer."""
+        first = not self.down
+        self.down[shard] = (error, time.monotonic())
+        failure = _Failure(RedisConnectionError(f"channel layer lost Redis: {error}"))
+        for channel, queue in self.queues.items():
+            if channel not in self.watchers:
+                self._fail(queue, failure)
+        if first and self.loop is not None:
+            self.grace_timer = self.loop.call_later(self.reconnect_grace, self._grace_expired)
+
+    def _grace_expired(self):
+        if not self.down:
+            return
+        failure = _Failure(self._down_error())
+        for channel in tuple(self.watchers):
+            queue = self.queues.get(channel)
+            if queue is not None:
+                self._fail(queue, failure)
+
+    @staticmethod
+    def _fail(queue, item):
+        """Put ``item`` (a failure or a notice) in ``queue`` even when full (the oldest message makes room)."""
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(item)
+
+    def _on_up(self, shard, seconds_down):
+        """A shard is subscribed again: tell the watching channels (``channel_layer.reconnected``)."""
+        if shard not in self.down:
+            return
+        del self.down[shard]
+        if self.down:
+            return  # another shard is still down
+        if self.grace_timer is not None:
+            self.grace_timer.cancel()
+            self.grace_timer = None
+        notice = {"type": RECONNECTED, "seconds": seconds_down}
+        for channel in tuple(self.watchers):
+            queue = self.queues.get(channel)
+            if queue is not None and not self._deliver(channel, notice):
+                self._fail(queue, notice)  # full: the notice replaces the oldest message, which it covers
+
+    # --- groups ----------------------------------------------------------------
+
+    async def group_add(self, group, channel):
+        """Add the local ``channel`` to ``group``; returns once this worker's subscription is confirmed.
+
+        Raises ``ValueError`` for a channel of another process,
+        ``redis.ConnectionError`` when the worker has no subscription to
+        Redis (the membership is not kept), ``TimeoutError`` when Redis does
+        not confirm within :data:`SUBSCRIBE_TIMEOUT` seconds.
+        """
+        assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        if self._token_of(channel) != self.client_token:
+            raise ValueError(f"{type(self).__name__}.group_add: channel {channel!r} belongs to another process; "
+                             "add it to groups from its own consumer")
+        key = self._group_key(group)
+        subscription = self._subscriptions()[self._shard(key)]
+        await self._wait_up(subscription)
+        self.groups[group].add(channel)
+        self.memberships[channel].add(group)
+        try:
+            await subscription.subscribe(key)
+        except BaseException:
+            if self._discard_member(group, channel):
+                self._unsubscribe_soon(group)
+            raise
+
+    async def group_discard(self, group, channel):
+        """Remove ``channel`` from ``group`` in this process (unsubscribing when it was the last member here)."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        if self._discard_member(group, channel) and self.subscriptions is not None:
+            key = self._group_key(group)
+            await self.subscriptions[self._shard(key)].unsubscribe(key)
+
+    def _discard_member(self, group, channel):
+        """Drop the membership; return True when ``group`` has no local member left."""
+        self.memberships.get(channel, set()).discard(group)
+        members = self.groups.get(group)
+        if members is None:
+            return False
+        members.discard(channel)
+        if members:
+            return False
+        del self.groups[group]
+        return True
+
+    async def group_send(self, group, message):
+        """Publish ``message`` (dict) to ``group``: one Redis ``PUBLISH``, whatever the group's size.
+
+        Raises ``redis.RedisError`` (e.g. ``ConnectionError``) when Redis cannot be reached.
+        """
+        assert self.require_valid_group_name(group), "Group name not valid"
+        with _counted("group_send"):
+            key = self._group_key(group)
+            await self._publisher(self._shard(key)).publish(key, msgpack.packb(message))
+
+    # --- sending to one channel ------------------------------------------------
+
+    async def send(self, channel, message):
+        """Send ``message`` (dict) to ``channel``.
+
+        A local channel gets it straight away (``ChannelFull`` when its queue
+        is full); one of another process through Redis (``PUBLISH``, lost if
+        that process is gone, like any at-most-once send); a channel without
+        ``!`` through the core layer (a queue in Redis).
+        """
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        with _counted("send"):
+            if "!" not in channel:
+                return await self._core_layer().send(channel, message)
+            token = self._token_of(channel)
+            if token == self.client_token and channel in self.queues:
+                if not self._deliver(channel, message):
+                    raise ChannelFull()
+                return
+            key = self._process_key(token)
+            await self._publisher(self._shard(key)).publish(key, msgpack.packb([channel, message]))
+
+    def _publisher(self, shard):
+        """Return this event loop's client (``redis.asyncio.Redis``) of ``shard``.
+
+        One per loop: gunicorn's ``async_to_sync`` runs each call in a loop of
+        its own, and a connection is bound to its loop. Closing the loop closes
+        its clients (the way channels_redis wraps ``loop.close``).
+        """
+        loop = asyncio.get_running_loop()
+        clients = self.publishers.get(loop)
+        if clients is None:
+            for old in [old for old in self.publishers if old.is_closed()]:
+                del self.publishers[old]
+            clients = self.publishers[loop] = [redis.asyncio.Redis(connection_pool=create_pool(host))
+                                               for host in self.hosts]
+            _close_with_loop(loop, self, clients)
+        return clients[shard]
+
+    def _core_layer(self):
+        if self._core is None:
+            self._core = RedisChannelLayer(**self.core_options)
+        return self._core
+
+    async def flush(self):
+        """Forget every local channel and group, and flush the core layer's keys (Channels' ``flush`` extension)."""
+        subscriptions = self.subscriptions
+        self._reset()
+        for subscription in subscriptions or ():
+            if subscription.task is not None:
+                subscription.task.cancel()
+            if subscription.connection is not None:
+                await subscription._discard(subscription.connection)
+        await RedisChannelLayer(**self.core_options).flush()
+
+    async def close(self):
+        """Stop reading and close every connection of the running loop."""
+        await self.flush()
+
+
+def _close_with_loop(loop, layer, clients):
+    """Close ``clients`` when ``loop`` closes (channels_redis.utils._wrap_close's approach)."""
+    original = loop.close
+
+    def close(self, *args, **kwargs):
+        if layer.publishers.pop(loop, None) is not None and not self.is_running():
+            for client in clients:
+                try:
+                    self.run_until_complete(client.aclose(close_connection_pool=True))
+                except Exception:  # noqa: BLE001 - closing a loop must not fail on a dead connection
+                    pass
+        self.close = original
+        return original(*args, **kwargs)
+
+    loop.close = types.MethodType(close, loop)

@@ -1,0 +1,276 @@
+"""switchyard.fanout.FanoutChannelLayer against a real Redis of each test's own.
+
+Two layer instances stand for two ASGI workers; a third, used from
+``async_to_sync`` in another thread, for gunicorn.
+"""
+
+import asyncio
+import threading
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+
+from switchyard import fanout
+from switchyard.fanout import RECONNECTED, FanoutChannelLayer
+
+pytestmark = pytest.mark.asyncio
+
+
+def layer_of(server, **config):
+    return FanoutChannelLayer(hosts=[{"address": server.url, "socket_timeout": 15}], prefix="test", **config)
+
+
+def publishes(server):
+    """Number of PUBLISH commands the server has run (INFO commandstats)."""
+    stats = redis.Redis.from_url(server.url).info("commandstats")
+    return stats.get("cmdstat_publish", {}).get("calls", 0)
+
+
+async def receive_soon(layer, channel, seconds=2):
+    return await asyncio.wait_for(layer.receive(channel), seconds)
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch):
+    monkeypatch.setattr(fanout, "HEARTBEAT_INTERVAL", 0.2)
+    monkeypatch.setattr(fanout, "HEARTBEAT_TIMEOUT", 1.0)
+
+
+async def test_a_group_message_is_one_publish_whatever_the_members(own_redis):
+    workers = [layer_of(own_redis), layer_of(own_redis)]
+    members = []
+    for worker in workers:
+        for _ in range(50):
+            channel = await worker.new_channel()
+            await worker.group_add("room", channel)
+            members.append((worker, channel))
+    before = publishes(own_redis)
+    await workers[0].group_send("room", {"type": "chat.message", "n": 1})
+    assert publishes(own_redis) - before == 1  # 100 members on 2 workers: one PUBLISH
+    got = [await receive_soon(worker, channel) for worker, channel in members]
+    assert got == [{"type": "chat.message", "n": 1}] * 100
+    for worker in workers:
+        await worker.flush()
+
+
+async def test_a_view_on_another_loop_reaches_a_worker(own_redis):
+    """gunicorn's case: async_to_sync runs each group_send in an event loop of its own."""
+    worker, view = layer_of(own_redis), layer_of(own_redis)
+    channel = await worker.new_channel()
+    await worker.group_add("room", channel)
+
+    def post(n):
+        async_to_sync(view.group_send)("room", {"type": "x", "n": n})
+
+    for n in range(3):
+        thread = threading.Thread(target=post, args=(n,))
+        thread.start()
+        await asyncio.to_thread(thread.join)
+    assert [(await receive_soon(worker, channel))["n"] for _ in range(3)] == [0, 1, 2]
+    assert all(loop.is_closed() is False for loop in view.publishers)  # closed loops' clients were dropped
+    await worker.flush()
+
+
+async def test_send_reaches_a_channel_here_or_in_another_process(own_redis):
+    one, two = layer_of(own_redis), layer_of(own_redis)
+    here, there = await one.new_channel(), await two.new_channel()
+    await one.send(here, {"type": "a"})
+    await one.send(there, {"type": "b"})
+    assert await receive_soon(one, here) == {"type": "a"}
+    assert await receive_soon(two, there) == {"type": "b"}
+    await one.flush()
+    await two.flush()
+
+
+async def test_a_full_local_channel_raises_channel_full_and_a_full_member_misses_the_group_message(own_redis):
+    layer = layer_of(own_redis, capacity=2)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    await layer.send(channel, {"type": "a"})
+    await layer.send(channel, {"type": "b"})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "c"})
+    await layer.group_send("g", {"type": "d"})
+    await asyncio.sleep(0.2)
+    assert [(await receive_soon(layer, channel))["type"] for _ in range(2)] == ["a", "b"]
+    with pytest.raises(asyncio.TimeoutError):
+        await receive_soon(layer, await layer.new_channel(), 0.2)
+    await layer.flush()
+
+
+async def test_group_add_returns_only_once_the_subscription_is_confirmed(own_redis):
+    """A message published the moment group_add returns is received (the welcome's race)."""
+    worker, sender = layer_of(own_redis), layer_of(own_redis)
+    for n in range(30):
+        channel = await worker.new_channel()
+        await worker.group_add(f"g{n}", channel)
+        await sender.group_send(f"g{n}", {"type": "x", "n": n})
+        assert (await receive_soon(worker, channel))["n"] == n
+    await worker.flush()
+
+
+async def test_discarded_and_ended_channels_get_nothing_and_the_last_one_unsubscribes(own_redis):
+    layer = layer_of(own_redis)
+    kept, discarded, ended = [await layer.new_channel() for _ in range(3)]
+    for channel in (kept, discarded, ended):
+        await layer.group_add("g", channel)
+    await layer.group_discard("g", discarded)
+    receiving = asyncio.ensure_future(layer.receive(ended))
+    await asyncio.sleep(0.05)
+    receiving.cancel()  # the consumer ended
+    await asyncio.wait([receiving])
+    await layer.group_send("g", {"type": "x"})
+    assert await receive_soon(layer, kept) == {"type": "x"}
+    assert ended not in layer.queues and ended not in layer.groups["g"]
+    with pytest.raises(asyncio.TimeoutError):
+        await receive_soon(layer, discarded, 0.2)
+    await layer.group_discard("g", kept)
+    await asyncio.sleep(0.1)
+    channels = redis.Redis.from_url(own_redis.url).pubsub_channels("test:group:*")
+    assert channels == []
+    await layer.flush()
+
+
+async def test_a_channel_of_another_process_cannot_join_a_group_here(own_redis):
+    one, two = layer_of(own_redis), layer_of(own_redis)
+    with pytest.raises(ValueError, match="belongs to another process"):
+        await one.group_add("g", await two.new_channel())
+    await one.flush()
+    await two.flush()
+
+
+async def test_channels_without_bang_go_through_the_core_layers_queue(own_redis):
+    layer, worker = layer_of(own_redis), layer_of(own_redis)
+    await layer.send("thumbnails", {"type": "job", "n": 1})
+    assert await receive_soon(worker, "thumbnails") == {"type": "job", "n": 1}
+    await layer.flush()
+
+
+async def test_a_lost_redis_fails_plain_receives_and_tells_watchers_once_it_is_back(own_redis, fast_heartbeat):
+    worker, sender = layer_of(own_redis), layer_of(own_redis)
+    plain, watching = await worker.new_channel(), await worker.new_channel()
+    for channel in (plain, watching):
+        await worker.group_add("g", channel)
+    worker.watch_reconnects(watching)
+    plain_receive = asyncio.ensure_future(worker.receive(plain))
+    watching_receive = asyncio.ensure_future(worker.receive(watching))
+    own_redis.stop()
+    with pytest.raises(redis.ConnectionError):
+        await asyncio.wait_for(plain_receive, 3)
+    with pytest.raises(redis.ConnectionError):  # joining while Redis is away fails at once
+        await asyncio.wait_for(worker.group_add("g", await worker.new_channel()), 1)
+    await asyncio.sleep(0.5)
+    assert not watching_receive.done()  # the watcher waits through the outage
+    own_redis.start()
+    notice = await asyncio.wait_for(watching_receive, 5)
+    assert notice["type"] == RECONNECTED and notice["seconds"] > 0.4
+    await sender.group_send("g", {"type": "after"})  # the subscription came back with the group
+    assert await receive_soon(worker, watching) == {"type": "after"}
+    await worker.flush()
+
+
+async def test_a_watcher_gives_up_after_the_grace(own_redis, fast_heartbeat):
+    worker = layer_of(own_redis, reconnect_grace=0.5)
+    watching = await worker.new_channel()
+    await worker.group_add("g", watching)
+    worker.watch_reconnects(watching)
+    receiving = asyncio.ensure_future(worker.receive(watching))
+    own_redis.stop()
+    with pytest.raises(redis.ConnectionError):
+        await asyncio.wait_for(receiving, 3)
+    own_redis.start()
+    await worker.flush()
+
+
+async def test_direct_handlers_take_messages_inline_or_hand_them_back(own_redis):
+    layer = layer_of(own_redis)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    taken = []
+
+    async def handler(message):
+        if message["n"] == 1:
+            return False  # e.g. a gap: queue it for receive()
+        taken.append(message["n"])
+
+    layer.deliver_directly(channel, "x", handler)
+    await layer.group_send("g", {"type": "other", "n": 0})  # no direct handler for this type: queued
+    await asyncio.sleep(0.1)
+    assert await receive_soon(layer, channel) == {"type": "other", "n": 0}
+    for n in range(5):
+        await layer.group_send("g", {"type": "x", "n": n})
+    await asyncio.sleep(0.2)
+    got = [(await receive_soon(layer, channel))["n"] for _ in range(3)]
+    assert taken == [0]  # 1 was handed back; 2-4 then queued behind it, in order
+    assert got == [1, 2, 3] and (await receive_soon(layer, channel))["n"] == 4
+    for n in range(5, 8):  # the queue is empty again: direct once more
+        await layer.group_send("g", {"type": "x", "n": n})
+    await asyncio.sleep(0.2)
+    assert taken == [0, 5, 6, 7]
+    await layer.flush()
+
+
+async def test_a_suspending_direct_handler_finishes_in_a_task_and_keeps_the_channels_order(own_redis):
+    """The slow socket of uvicorn: the handler waits; the reader goes on; that channel's messages wait, in order."""
+    layer = layer_of(own_redis)
+    slow, fast = await layer.new_channel(), await layer.new_channel()
+    for channel in (slow, fast):
+        await layer.group_add("g", channel)
+    written = {slow: [], fast: []}
+    release = asyncio.Event()
+
+    def handler_for(channel):
+        async def handler(message):
+            if channel == slow and message["n"] == 0:
+                await release.wait()
+            written[channel].append(message["n"])
+        return handler
+
+    for channel in (slow, fast):
+        layer.deliver_directly(channel, "x", handler_for(channel))
+    for n in range(5):
+        await layer.group_send("g", {"type": "x", "n": n})
+    for _ in range(50):
+        if len(written[fast]) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert written == {slow: [], fast: [0, 1, 2, 3, 4]}  # the slow socket held up nobody else
+    release.set()
+    await asyncio.sleep(0.1)
+    assert written[slow] == [0, 1, 2, 3, 4]
+    await layer.flush()
+
+
+async def test_a_failing_direct_handler_is_dropped_and_its_message_queued(own_redis):
+    layer = layer_of(own_redis)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+
+    async def broken(message):
+        raise OSError("client gone")
+
+    layer.deliver_directly(channel, "x", broken)
+    await layer.group_send("g", {"type": "x", "n": 1})
+    assert await receive_soon(layer, channel) == {"type": "x", "n": 1}
+    assert channel not in layer.direct
+    await layer.flush()
+
+
+async def test_a_silent_redis_is_detected_by_the_heartbeat(own_redis, fast_heartbeat):
+    """A Redis that stops answering without closing (SIGSTOP: a host gone from the network)."""
+    import os
+    import signal
+
+    worker = layer_of(own_redis)
+    channel = await worker.new_channel()
+    await worker.group_add("g", channel)
+    receiving = asyncio.ensure_future(worker.receive(channel))
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await asyncio.wait_for(receiving, 4)
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    await worker.flush()
