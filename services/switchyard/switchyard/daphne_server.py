@@ -34,6 +34,15 @@ still reads nothing), and later sends are dropped.
 outgoing messages too; :meth:`WebSocketProtocol.sendMessage` lifts it for
 what the server sends, as uvicorn does.
 
+**Pre-encoded frames.** Every socket of daphne offers the application
+:meth:`WebSocketProtocol.write_frame` in its scope
+(``scope["extensions"]["switchyard.frames"]["write"]``): one WebSocket frame,
+already encoded (``switchyard.frames.text_frame``), written to the socket's
+transport as it is. A group message encoded once per worker then costs each
+local socket one buffer write instead of the ASGI send path (the consumer's
+middleware, daphne's reply, autobahn's framing): the relay's model. The
+slow-reader bound and the frame metrics apply to it as to every send.
+
 **Send after the client left.** autobahn raises its own ``Disconnected`` when
 the application sends on a closed socket; the ASGI spec (2.4) asks for a
 server-specific ``OSError`` subclass, which uvicorn raises and the consumer
@@ -54,7 +63,7 @@ from daphne.cli import CommandLineInterface
 from autobahn.exception import Disconnected
 from daphne import ws_protocol
 from daphne.server import Server
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
 
 from switchyard import metrics
 
@@ -121,6 +130,31 @@ class WebSocketProtocol(ws_protocol.WebSocketProtocol):
         except Disconnected as exc:
             raise ClientDisconnected(str(exc)) from exc
 
+    def write_frame(self, frame, payload_bytes):
+        """Write one pre-encoded server frame (``frame``, bytes: header and payload) to the socket.
+
+        ``payload_bytes`` (int) is the payload's length, for the frame
+        metrics. Returns False, writing nothing, when the socket is not open
+        or was closed for reading too slowly (the frame is then dropped, as a
+        send after a disconnect is); a write that takes a slow reader past its
+        bound closes it with 4408 instead (see the module docstring). Frames
+        written here and through ``send()`` reach the client in call order:
+        both end in the same Twisted write buffer.
+        """
+        if self.state != self.STATE_OPEN or self.slow or self.transport is None:
+            return False
+        flow = self.send_flow
+        if flow is not None and flow.paused_at is not None and slow_reader_limits()[1]:
+            flow.waiting += payload_bytes
+            limit_bytes, limit_seconds = slow_reader_limits()
+            if flow.waiting > limit_bytes or time.monotonic() - flow.paused_at > limit_seconds:
+                self.close_slow_reader()
+                return False
+        write_now(self.transport, frame)
+        metrics.FRAMES["out"].inc()
+        metrics.BYTES["out"].inc(payload_bytes)
+        return True
+
     def sendMessage(self, payload, isBinary=False, *args, **kwargs):
         """autobahn's ``sendMessage`` without its limit on *outgoing* messages.
 
@@ -164,6 +198,47 @@ class WebSocketProtocol(ws_protocol.WebSocketProtocol):
             super().serverClose(code)
 
 
+def write_now(transport, data):
+    """Write ``data`` (bytes) to a Twisted TCP ``transport``: straight to the socket when nothing is buffered.
+
+    Twisted's ``write()`` only buffers and registers the socket for writing;
+    the reactor sends on its next turn and unregisters it: two ``epoll_ctl``
+    calls and a callback per frame around the one ``send``, 13% of a worker's
+    time in a fan-out profile (docs/benchmarks.md). When Twisted holds nothing
+    for this socket, one non-blocking ``send`` here does the same (asyncio's
+    transports work this way); whatever the kernel does not take, and any
+    write while Twisted's buffer is not empty, goes through ``write()``, so
+    the order of bytes and Twisted's flow control (``pauseProducing``) are
+    kept. Relies on ``twisted.internet.tcp.Connection``'s ``socket``,
+    ``dataBuffer``, ``_tempDataLen``, ``connected``, ``disconnecting`` and
+    ``_writeDisconnected`` (``switchyard.upstream``); any other transport
+    (TLS, a test's) just gets ``write()``.
+    """
+    if (type(transport) is not tcp.Server or transport.dataBuffer or transport._tempDataLen
+            or not transport.connected or transport.disconnecting or transport._writeDisconnected):
+        transport.write(data)
+        return
+    try:
+        sent = transport.socket.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        sent = 0  # a broken connection: Twisted's write path meets the same error and loses the connection
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)
+
+
+_slow_reader_limits = None
+
+
+def slow_reader_limits():
+    """Return ``(WEBSOCKET_SLOW_READER_BYTES, WEBSOCKET_SLOW_READER_SECONDS)``, read from settings once."""
+    global _slow_reader_limits
+    if _slow_reader_limits is None:
+        _slow_reader_limits = (settings.WEBSOCKET_SLOW_READER_BYTES, settings.WEBSOCKET_SLOW_READER_SECONDS)
+    return _slow_reader_limits
+
+
 class DrainingServer(Server):
     """daphne's ``Server`` with a drain on SIGTERM/SIGINT (seconds: :attr:`drain_timeout`)."""
 
@@ -190,6 +265,14 @@ class DrainingServer(Server):
         self.ws_factory.setProtocolOptions(failByDrop=False, perMessageCompressionAccept=lambda offers: None)
         self.ports.append(port)
         super().listen_success(port)
+
+    def create_application(self, protocol, scope):
+        """daphne's, with :meth:`WebSocketProtocol.write_frame` offered in a WebSocket's scope extensions."""
+        if scope.get("type") == "websocket" and isinstance(protocol, WebSocketProtocol):
+            extensions = dict(scope.get("extensions") or {})
+            extensions["switchyard.frames"] = {"write": protocol.write_frame}
+            scope["extensions"] = extensions
+        return super().create_application(protocol, scope)
 
     def open_websockets(self):
         """Return the WebSocket protocols that are not closed yet (list)."""
