@@ -120,6 +120,8 @@ def test_a_chat_load_moves_the_counters_by_what_it_did(stack, login):
     assert moved("switchyard_websocket_bytes_total", direction="in") > 0
     assert moved("switchyard_websocket_closes_total", side="client", code="1000") == 3
     assert moved("switchyard_channel_layer_messages_total", operation="group_send") >= posts
+    # The fan-out layer hands each socket's next message to the consumer's direct handler (switchyard.fanout).
+    assert moved("switchyard_channel_layer_messages_total", operation="direct") >= posts
     assert moved("switchyard_channel_layer_errors_total") == 0
     assert moved("switchyard_django_http_responses_total_by_status_total", status="201") == posts // 2
 

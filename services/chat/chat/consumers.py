@@ -19,8 +19,10 @@ from redis.exceptions import RedisError
 
 from chat import messages, metrics, presence, protocol
 from chat.access import can_access
+from chat.commits import group_commit
 from chat.ratelimits import rate_limits
 from chat.signals import session_group
+from switchyard import frames
 from switchyard.websocket import log_connection
 from switchyard.worker import worker_id
 
@@ -56,6 +58,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     groups_joined = ()
     joined = False
     claimed = False
+    write_frame = None  # the server's pre-encoded frame writer (switchyard.frames), once the welcome went out
 
     async def __call__(self, scope, receive, send):
         try:
@@ -138,10 +141,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if after_error:
             await self.send_frame(protocol.error_frame(after_error.code, after_error.detail))
         await self.send_frame(protocol.welcome_frame(worker_id(), self.room, welcome))
+        self.use_layer_extensions()
         users = await self.presence.join(self.room, self.username, self.channel_name)
         self.joined = True
         await self.send_frame(protocol.presence_frame(self.room, users))  # this socket: now
         self.presence.changed(self.room)  # the room: coalesced (chat.presence)
+
+    def use_layer_extensions(self):
+        """Ask the fan-out layer (``switchyard.fanout``) for direct delivery and for its reconnect signal.
+
+        Only after the welcome went out: a group event that arrived while
+        ``connect`` ran waits in the queue and goes first. Other layers lack
+        both methods and keep the plain path: events through ``receive()``,
+        a lost Redis closing the socket with 1013.
+        """
+        self.write_frame = frames.writer_of(self.scope)
+        deliver_directly = getattr(self.channel_layer, "deliver_directly", None)
+        if deliver_directly is not None:
+            deliver_directly(self.channel_name, messages.EVENT_TYPE, self.chat_message_now)
+        watch_reconnects = getattr(self.channel_layer, "watch_reconnects", None)
+        if watch_reconnects is not None:
+            watch_reconnects(self.channel_name)
 
     async def disconnect(self, code):
         if getattr(self, "accepted", False):
@@ -188,7 +208,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await rate_limits().allow(self.username, self.channel_name):
             await self.rate_limited()
             return
-        message = await database_sync_to_async(messages.store_message)(self.room, self.user, body)
+        message = await group_commit().store(self.room, self.user, body)
         # Stored; if this raises (Redis gone) the socket closes with 1013 and
         # every client, the sender included, gets the message on recovery.
         await messages.broadcast(message)
@@ -204,6 +224,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.REFUSED_RATE_LIMITED.inc()
         await self.send_frame(protocol.error_frame(protocol.RATE_LIMITED, "slow down: message not sent"))
 
+    async def chat_message_now(self, event):
+        """Direct delivery (``switchyard.fanout``): forward the room's next message at once, or return False.
+
+        Called by the channel layer as the event arrives, outside the
+        consumer's own dispatch. It only takes the plain case: the next offset
+        of the current epoch, no gap being filled, the socket open. Anything
+        else (a gap, a new epoch, a closing socket) goes back to the queue and
+        to :meth:`chat_message`, in order. A duplicate is dropped here.
+        """
+        message = event["message"]
+        if self.catching_up or getattr(self, "closing", False) or message["epoch"] != self.epoch:
+            return False
+        if message["offset"] <= self.offset:
+            return True  # already sent
+        if message["offset"] != self.offset + 1:
+            return False
+        await self.deliver_live(event)
+        return True
+
     async def chat_message(self, event):
         """Group event handler (``type: chat.message``): forward one message, in offset order."""
         message = event["message"]
@@ -213,17 +252,69 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if message["offset"] <= self.offset:
             return  # already sent (in the welcome, or filled from the database)
         if message["offset"] > self.offset + 1:
-            missed = await database_sync_to_async(messages.messages_between)(
-                self.room, self.offset, message["offset"] - 1
-            )
-            for earlier in missed:
-                await self.send_frame(protocol.message_frame(earlier))
-                metrics.DELIVERED_GAP.inc()
-        await self.send_text(event["text"])  # the frame, encoded once by chat.messages.broadcast
-        self.offset = message["offset"]
+            await self.catch_up(message["offset"] - 1)
+            if message["offset"] <= self.offset:
+                return
+        await self.deliver_live(event)
+
+    async def deliver_live(self, event):
+        """Move the offset and send a group event's frame (encoded once by ``chat.messages.broadcast``).
+
+        The offset moves first: a direct delivery that runs while this send
+        waits on a slow socket then sees the next offset, not this one.
+        """
+        self.offset = event["message"]["offset"]
+        if self.write_frame is not None and "frame" in event:
+            if not getattr(self, "closing", False):
+                self.write_frame(event["frame"], event["frame_bytes"])
+        else:
+            await self.send_text(event["text"])
         metrics.DELIVERED_LIVE.inc()
         if "stored" in event:
             metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event["stored"]))
+
+    catching_up = False
+
+    async def catch_up(self, upto):
+        """Send the stored messages after ``self.offset`` up to offset ``upto``, in order.
+
+        Direct delivery waits meanwhile (:attr:`catching_up`), so nothing is
+        sent twice or out of order.
+        """
+        self.catching_up = True
+        try:
+            missed = await database_sync_to_async(messages.messages_between)(self.room, self.offset, upto)
+            for earlier in missed:
+                if earlier["epoch"] != self.epoch:
+                    await self.close(code=protocol.CLOSE_HISTORY_RESET)
+                    return
+                if earlier["offset"] == self.offset + 1:
+                    await self.send_frame(protocol.message_frame(earlier))
+                    self.offset = earlier["offset"]
+                    metrics.DELIVERED_GAP.inc()
+        finally:
+            self.catching_up = False
+
+    async def channel_layer_reconnected(self, event):
+        """Layer event (``type: channel_layer.reconnected``, ``switchyard.fanout``): this worker lost Redis and is back.
+
+        Group events published meanwhile never reached this worker; the
+        database has them. Send what the socket missed, by offset, and keep
+        the socket open. More than ``CHAT_RECOVERY_WINDOW`` missed: close with
+        1013, and the client's reconnect gets the welcome's history instead.
+        """
+        logger.info("room %s: channel layer back after %.1f s; filling the gap from offset %s",
+                    self.room, event.get("seconds") or 0.0, self.offset)
+        room = await database_sync_to_async(messages.room_state)(self.room)
+        if room["epoch"] != self.epoch:
+            await self.close(code=protocol.CLOSE_HISTORY_RESET)
+            return
+        if room["offset"] - self.offset > settings.CHAT_RECOVERY_WINDOW:
+            log_connection("close", self.scope, room=self.room, user=self.username,
+                           code=protocol.CLOSE_TRY_AGAIN_LATER, reason="gap_too_large")
+            await self.close(code=protocol.CLOSE_TRY_AGAIN_LATER)
+            return
+        await self.catch_up(room["offset"])
 
     async def chat_presence(self, event):
         """Group event handler (``type: chat.presence``): forward the room's users."""

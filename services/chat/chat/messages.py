@@ -12,12 +12,15 @@ here, and a client that reconnects resumes from its last offset
 (:func:`welcome`).
 """
 
+import collections
 import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+
+from switchyard.frames import text_frame
 
 from chat import metrics
 from chat.models import Message, Room, new_epoch
@@ -59,23 +62,57 @@ def get_or_create_room(room_slug):
 def store_message(room_slug, user, body):
     """Validate and store one message with the room's next offset; return its wire form (dict).
 
-    ``user`` is a signed-in Django user. The room row is locked for the
-    transaction (``SELECT … FOR UPDATE``; SQLite's IMMEDIATE transactions lock
-    the database), so offsets are gapless and commit in offset order. Raises
+    ``user`` is a signed-in Django user. Raises
     ``chat.protocol.ProtocolError`` for an invalid body (nothing is stored).
-    Three queries when the room exists (lock, update, insert): the room is
-    created here only for a room's first message posted before anyone joined.
+    One transaction of its own; :func:`store_messages` stores several in one.
     """
-    body = validate_body(body)
+    return store_messages([(room_slug, user, validate_body(body))])[0]
+
+
+def store_messages(batch):
+    """Store ``batch`` (list of ``(room_slug, user, body)``, bodies already validated) in one transaction.
+
+    Returns the wire forms (list of dicts), in ``batch``'s order. Each room's
+    ``last_offset`` is moved by the number of its messages in the batch with
+    one ``UPDATE … RETURNING``, which locks its row until the commit
+    (PostgreSQL; SQLite's IMMEDIATE transactions lock the database), and its
+    messages are inserted with the offsets in between, in ``batch``'s order:
+    offsets stay gapless, per room, in order, and nothing is visible (or
+    acknowledged by the caller) before the one commit. One statement per
+    room in the batch, one multi-row insert and one commit, whatever the
+    batch's size: the group commit of ``chat.commits``. A room is created
+    here only for a room's first message posted before anyone joined.
+    """
+    counts = collections.Counter(slug for slug, _, _ in batch)
     with transaction.atomic():
-        room = Room.objects.select_for_update().filter(slug=room_slug).first()
-        if room is None:
-            room = Room.objects.select_for_update().get(pk=get_or_create_room(room_slug).pk)
-        room.last_offset += 1
-        room.save(update_fields=["last_offset"])
-        message = Message.objects.create(room=room, user=user, body=body, offset=room.last_offset)
-    metrics.MESSAGES_STORED.inc()
-    return serialize(message)
+        rooms = {slug: _advance(slug, count) for slug, count in counts.items()}
+        next_offset = {slug: room.last_offset - counts[slug] for slug, room in rooms.items()}
+        rows = []
+        for slug, user, body in batch:
+            next_offset[slug] += 1
+            rows.append(Message(room=rooms[slug], user=user, body=body, offset=next_offset[slug]))
+        created = Message.objects.bulk_create(rows)
+    metrics.MESSAGES_STORED.inc(len(created))
+    return [serialize(message) for message in created]
+
+
+def _advance(slug, count):
+    """Add ``count`` to the room's ``last_offset`` and return the room (its id, slug, epoch, new last offset).
+
+    One ``UPDATE … RETURNING`` (SQLite 3.35+, PostgreSQL), inside the
+    caller's transaction; the room is created first if it does not exist.
+    """
+    table, quote = Room._meta.db_table, connection.ops.quote_name
+    sql = (f"UPDATE {quote(table)} SET {quote('last_offset')} = {quote('last_offset')} + %s "
+           f"WHERE {quote('slug')} = %s RETURNING {quote('id')}, {quote('epoch')}, {quote('last_offset')}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, slug])
+        row = cursor.fetchone()
+        if row is None:
+            get_or_create_room(slug)
+            cursor.execute(sql, [count, slug])
+            row = cursor.fetchone()
+    return Room.from_db(connection.alias, ["id", "slug", "epoch", "last_offset"], [row[0], slug, row[1], row[2]])
 
 
 def _messages(room, after, upto):
@@ -87,6 +124,12 @@ def messages_between(room_slug, after, upto):
     """Return the room's messages with ``after < offset <= upto`` (wire dicts, offset order)."""
     room = Room.objects.filter(slug=room_slug).first()
     return [] if room is None else [serialize(m) for m in _messages(room, after, upto)]
+
+
+def room_state(room_slug):
+    """Return ``{"epoch": str, "offset": int}``: the room's epoch and last offset (offset 0 for a room not yet made)."""
+    room = Room.objects.filter(slug=room_slug).only("epoch", "last_offset").first()
+    return {"epoch": room.epoch if room else None, "offset": room.last_offset if room else 0}
 
 
 def welcome(room_slug, after=None, epoch=None):
@@ -138,14 +181,19 @@ def reset_history(room_slug):
 async def broadcast(message):
     """Send one message (wire dict) to every socket of its room, on every worker.
 
-    The event carries the message (the consumer checks its offset) and its
-    ``message`` frame already encoded (``text``, str): encoded once here, not
-    once per socket, and ``stored`` (Unix time in seconds, after the commit)
-    for the delivery-latency metric. Raises whatever the channel layer raises when Redis
+    The event carries the message (the consumer checks its offset), its
+    ``message`` frame already encoded, once here and not once per socket:
+    ``text`` (the JSON, str) and ``frame``/``frame_bytes`` (the WebSocket
+    frame, bytes, and its payload length: ``switchyard.frames.text_frame``,
+    for servers that take pre-encoded frames), and ``stored`` (Unix time in
+    seconds, after the commit) for the delivery-latency metric. Raises whatever the channel layer raises when Redis
     cannot be reached (``redis.RedisError`` or ``OSError``).
     """
     layer = get_channel_layer()
-    event = {"type": EVENT_TYPE, "message": message, "text": encode(message_frame(message)), "stored": time.time()}
+    text = encode(message_frame(message))
+    frame, frame_bytes = text_frame(text)
+    event = {"type": EVENT_TYPE, "message": message, "text": text, "frame": frame, "frame_bytes": frame_bytes,
+             "stored": time.time()}
     await layer.group_send(group_name(message["room"]), event)
 
 

@@ -38,7 +38,9 @@ def test_post_stores_and_pushes_to_the_room_group(signed_in):
     event = async_to_sync(layer.receive)(channel)
     message = {k: v for k, v in answer.items() if k != "delivery"}
     stored = event.pop("stored")  # Unix time of the commit, for the delivery-latency metric
-    assert event == {"type": "chat.message", "message": message, "text": json.dumps({"type": "message", **message})}
+    text = json.dumps({"type": "message", **message})
+    assert event == {"type": "chat.message", "message": message, "text": text,
+                     "frame": b"\x81\x7e" + len(text).to_bytes(2, "big") + text.encode(), "frame_bytes": len(text)}
     assert abs(time.time() - stored) < 60
 
 
