@@ -18,7 +18,7 @@ setting                     value
 ``ALLOWED_HOSTS``           ``ALLOWED_HOSTS`` (default localhost, 127.0.0.1, [::1])
 ``CSRF_TRUSTED_ORIGINS``    ``CSRF_TRUSTED_ORIGINS`` when set, else the project's
 ``DATABASES``               ``DATABASE_URL`` when set, else the project's
-``CHANNEL_LAYERS``          Switchyard's Redis layer at ``REDIS_URL``
+``CHANNEL_LAYERS``          Switchyard's fan-out layer at ``REDIS_URL``
 ``STATIC_ROOT``             ``STATIC_ROOT`` (nginx serves it), default ``<project>/staticfiles``
 proxy and TLS               ``SECURE_PROXY_SSL_HEADER``; with ``HTTPS``: Secure cookies, HSTS,
                             SSL redirect
@@ -175,11 +175,12 @@ _apply(
     "CHANNEL_LAYERS",
     {
         "default": {
-            # switchyard.layers.RedisChannelLayer: channels_redis' core layer (lists,
-            # capacity, expiry) whose receive survives a consumer's cancellation
-            # (see that module); or channels_redis.pubsub.RedisPubSubChannelLayer
-            # (Redis pub/sub; ignores capacity and expiry). scripts/bench compares them.
-            "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="switchyard.layers.RedisChannelLayer"),
+            # switchyard.fanout.FanoutChannelLayer: Redis pub/sub, one PUBLISH per
+            # group message and one read per worker, a reconnect signal, direct
+            # delivery (see that module). Or switchyard.layers.RedisChannelLayer:
+            # channels_redis' core layer (lists in Redis, per socket) with a
+            # receive that survives cancellation. scripts/bench compares them.
+            "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="switchyard.fanout.FanoutChannelLayer"),
             "CONFIG": {
                 # One entry per shard; timeouts in switchyard.redis_connections.
                 "hosts": _layer_hosts,

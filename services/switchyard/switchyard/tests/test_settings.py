@@ -41,7 +41,7 @@ def test_the_deployments_values_replace_the_tutorials():
     assert values["SECRET_KEY"] == "k" * 50 and values["DEBUG"] == "False"
     assert values["ALLOWED_HOSTS"] == "['live.example.com']" == values["WEBSOCKET_ALLOWED_ORIGINS"]
     assert "'HOST': 'db'" in values["DATABASES"] and "postgresql" in values["DATABASES"]
-    assert "switchyard.layers.RedisChannelLayer" in values["CHANNEL_LAYERS"] and "redis://:pw@r:6379/0" in values["CHANNEL_LAYERS"]
+    assert "switchyard.fanout.FanoutChannelLayer" in values["CHANNEL_LAYERS"] and "redis://:pw@r:6379/0" in values["CHANNEL_LAYERS"]
     assert values["STATIC_ROOT"] == "/srv/static" and values["SECURE_SSL_REDIRECT"] == "True"
     assert values["MIDDLEWARE"].startswith("['switchyard.health.HealthCheckMiddleware'")
     assert values["INSTALLED_APPS"].endswith("'switchyard.apps.SwitchyardConfig']")
