@@ -245,7 +245,8 @@ async def test_failover_works_with_one_sentinel_down(ha_stack, report):
 
 
 def rooms_on_each_shard(stack):
-    """Two room names whose groups the channel layer puts on different shards (channels_redis' consistent hash)."""
+    """Two room names whose groups the channel layer puts on different shards (channels_redis' consistent hash,
+    which switchyard.fanout shares)."""
     from channels_redis.core import RedisChannelLayer
 
     from chat.messages import group_name
@@ -271,10 +272,10 @@ async def test_messages_cross_workers_over_two_shards(sharded_stack, report):
     holders = {}
 
     def where_is(room):
-        async def look():  # while the room's sockets are open: which shard holds its group
+        async def look():  # while the room's sockets are open: which shard the workers subscribe to for its group
             holders[room] = [port for port in _shard_ports(sharded_stack)
-                             if await asyncio.to_thread(_node(sharded_stack, port).exists,
-                                                        f"switchyard:group:{group_name(room)}")]
+                             if (await asyncio.to_thread(_node(sharded_stack, port).pubsub_numsub,
+                                                         f"switchyard:group:{group_name(room)}"))[0][1]]
         return look
 
     runs = [run_load(sharded_stack.config.url, cookies(sharded_stack), room, CLIENTS // 2, RATE / 2, duration=6,

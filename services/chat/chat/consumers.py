@@ -151,13 +151,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Ask the fan-out layer (``switchyard.fanout``) for direct delivery and for its reconnect signal.
 
         Only after the welcome went out: a group event that arrived while
-        ``connect`` ran waits in the queue and goes first. Other layers lack
-        both methods and keep the plain path: events through ``receive()``,
-        a lost Redis closing the socket with 1013.
+        ``connect`` ran waits in the queue and goes first. Direct delivery
+        only where the server takes pre-encoded frames without waiting
+        (daphne's ``write_frame``, ``switchyard.frames``): the layer calls it
+        inside its reader. Other layers lack both methods and keep the plain
+        path: events through ``receive()``, a lost Redis closing the socket
+        with 1013.
         """
         self.write_frame = frames.writer_of(self.scope)
         deliver_directly = getattr(self.channel_layer, "deliver_directly", None)
-        if deliver_directly is not None:
+        if deliver_directly is not None and self.write_frame is not None:
             deliver_directly(self.channel_name, messages.EVENT_TYPE, self.chat_message_now)
         watch_reconnects = getattr(self.channel_layer, "watch_reconnects", None)
         if watch_reconnects is not None:
@@ -224,23 +227,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.REFUSED_RATE_LIMITED.inc()
         await self.send_frame(protocol.error_frame(protocol.RATE_LIMITED, "slow down: message not sent"))
 
-    async def chat_message_now(self, event):
-        """Direct delivery (``switchyard.fanout``): forward the room's next message at once, or return False.
+    def chat_message_now(self, event):
+        """Direct delivery (``switchyard.fanout``): write the room's next message's frame at once, or return False.
 
         Called by the channel layer as the event arrives, outside the
-        consumer's own dispatch. It only takes the plain case: the next offset
-        of the current epoch, no gap being filled, the socket open. Anything
-        else (a gap, a new epoch, a closing socket) goes back to the queue and
-        to :meth:`chat_message`, in order. A duplicate is dropped here.
+        consumer's own dispatch, so it never awaits. It only takes the plain
+        case: the next offset of the current epoch, no gap being filled, the
+        socket open, a pre-encoded frame in the event. Anything else (a gap,
+        a new epoch, a closing socket) goes back to the queue and to
+        :meth:`chat_message`, in order. A duplicate is dropped here.
         """
         message = event["message"]
-        if self.catching_up or getattr(self, "closing", False) or message["epoch"] != self.epoch:
+        if (self.catching_up or getattr(self, "closing", False) or message["epoch"] != self.epoch
+                or "frame" not in event):
             return False
         if message["offset"] <= self.offset:
             return True  # already sent
         if message["offset"] != self.offset + 1:
             return False
-        await self.deliver_live(event)
+        self.offset = message["offset"]
+        self.write_frame(event["frame"], event["frame_bytes"])
+        self.count_live(event)
         return True
 
     async def chat_message(self, event):
@@ -269,6 +276,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.write_frame(event["frame"], event["frame_bytes"])
         else:
             await self.send_text(event["text"])
+        self.count_live(event)
+
+    @staticmethod
+    def count_live(event):
+        """Count one live delivery and its latency from the commit (``event["stored"]``)."""
         metrics.DELIVERED_LIVE.inc()
         if "stored" in event:
             metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event["stored"]))

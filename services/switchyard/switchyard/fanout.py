@@ -51,17 +51,18 @@ with :meth:`FanoutChannelLayer.watch_reconnects`:
   (``redis.ConnectionError``), as channels_redis' own receive does, so a
   consumer that cannot catch up ends instead of silently missing messages.
 
-**Direct delivery.** A consumer may register, per message type, a handler
-the layer calls itself as the message arrives (:meth:`FanoutChannelLayer.deliver_directly`),
-instead of queueing it for the consumer's ``receive()``: no task switch, no
-Channels dispatch per socket. It runs in the layer's reader task, only when
-the channel has nothing queued; it returns ``False`` to have the message
-queued after all (the chat consumer does when the offset is not the next
-one). A handler that suspends (an ASGI server waiting for a slow socket's
-buffer to drain) is finished in a task of its own while the reader goes on
-to the next socket, and that channel's later messages wait behind it, in
-order: the idea of CPython 3.12's eager tasks (``asyncio.eager_task_factory``,
-gh-97696), which Python 3.11 lacks.
+**Direct delivery.** A consumer may register, per message type, a plain
+(synchronous) function the layer calls itself as the message arrives
+(:meth:`FanoutChannelLayer.deliver_directly`), instead of queueing it for
+the consumer's ``receive()``: no task switch, no Channels dispatch per
+socket. It runs in the layer's reader, only when the channel has nothing
+queued, and returns ``False`` to have the message queued after all (the
+chat consumer does when the offset is not the next one). Synchronous on
+purpose: code that awaits inside the reader would hold every other socket
+of the worker back while one slow client drains, and ``asyncio.timeout()``
+would bind to the reader's task instead of the consumer's (the chat
+consumer registers one only where the server can write a pre-encoded frame
+without waiting: daphne, ``switchyard.frames``).
 
 Metrics: ``switchyard_channel_layer_messages_total`` and ``_errors_total`` by
 operation, ``switchyard_channel_layer_reconnects_total`` (``switchyard.metrics``).
@@ -111,39 +112,6 @@ class _Failure:
 
     def __init__(self, error):
         self.error = error
-
-
-class _Resume:
-    """Await the rest of a coroutine that was started by hand and suspended on ``yielded``.
-
-    ``coro.send(None)`` ran it up to its first suspension, which yielded
-    ``yielded`` (an asyncio future, or None for a bare yield); awaiting this
-    inside a task hands that future to the task and drives the coroutine on,
-    so it finishes as if it had been a task from the start (the mechanism of
-    CPython 3.12's eager tasks, gh-97696).
-    """
-
-    def __init__(self, coro, yielded):
-        self.coro, self.yielded = coro, yielded
-
-    def __await__(self):
-        value = self.yielded
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                self.coro.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - forwarded into the coroutine (cancellation included)
-                try:
-                    value = self.coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = self.coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
 
 
 class _Subscription:
@@ -340,7 +308,6 @@ class FanoutChannelLayer(BaseChannelLayer):
         self.groups = collections.defaultdict(set)  # group -> local channels
         self.memberships = collections.defaultdict(set)  # local channel -> groups
         self.direct = collections.defaultdict(dict)  # local channel -> {message type: handler}
-        self.backlog = {}  # channel -> deque of messages behind a suspended direct handler
         self.watchers = set()  # channels that get RECONNECTED
         self.subscriptions = None  # shard index -> _Subscription, in the receiving loop
         self.loop = None
@@ -352,6 +319,7 @@ class FanoutChannelLayer(BaseChannelLayer):
     # --- names ------------------------------------------------------------------
 
     def _shard(self, name):
+        """The shard (index) of a group or process token (str): channels_redis' consistent hash, as the core layer."""
         return _consistent_hash(name, len(self.hosts))
 
     def _group_key(self, group):
@@ -377,7 +345,7 @@ class FanoutChannelLayer(BaseChannelLayer):
                 for i, host in enumerate(self.hosts)
             ]
             own = self._process_key(self.client_token)
-            self.subscriptions[self._shard(own)].names.add(own)
+            self.subscriptions[self._shard(self.client_token)].names.add(own)
             for subscription in self.subscriptions:
                 subscription.start()
         return self.subscriptions
@@ -387,17 +355,16 @@ class FanoutChannelLayer(BaseChannelLayer):
         channel = f"{prefix}.{self.client_token}!{uuid.uuid4().hex}"
         self.queues[channel] = asyncio.Queue(self.get_capacity(channel))
         subscriptions = self._subscriptions()
-        own = self._process_key(self.client_token)
-        await self._wait_up(subscriptions[self._shard(own)])
+        await self._wait_up(self._shard(self.client_token), subscriptions[self._shard(self.client_token)])
         return channel
 
-    async def _wait_up(self, subscription, timeout=SUBSCRIBE_TIMEOUT):
-        """Wait until ``subscription`` is up: at most ``timeout`` seconds when it is starting, not at all
-        when it was lost (``redis.ConnectionError`` then)."""
+    async def _wait_up(self, shard, subscription, timeout=SUBSCRIBE_TIMEOUT):
+        """Wait until ``subscription`` (of ``shard``) is up: at most ``timeout`` seconds when it is starting,
+        not at all when it was lost (``redis.ConnectionError`` then)."""
         if subscription.up.is_set():
             return
-        if self.down:
-            raise self._down_error()
+        if shard in self.down:
+            raise RedisConnectionError(f"channel layer lost Redis: {self.down[shard][0]}")
         try:
             await asyncio.wait_for(subscription.up.wait(), timeout)
         except asyncio.TimeoutError:
@@ -442,7 +409,6 @@ class FanoutChannelLayer(BaseChannelLayer):
         """The channel's consumer ended: drop its queue, its direct handlers and its groups here."""
         self.queues.pop(channel, None)
         self.direct.pop(channel, None)
-        self.backlog.pop(channel, None)
         self.watchers.discard(channel)
         for group in self.memberships.pop(channel, ()):
             members = self.groups.get(group)
@@ -455,8 +421,7 @@ class FanoutChannelLayer(BaseChannelLayer):
     def _unsubscribe_soon(self, group):
         if self.subscriptions is None or self.loop is None or self.loop.is_closed():
             return
-        key = self._group_key(group)
-        self.loop.create_task(self.subscriptions[self._shard(key)].unsubscribe(key))
+        self.loop.create_task(self.subscriptions[self._shard(group)].unsubscribe(self._group_key(group)))
 
     def watch_reconnects(self, channel):
         """Let ``channel`` (local) wait through a Redis outage and then receive ``channel_layer.reconnected``.
@@ -469,15 +434,18 @@ class FanoutChannelLayer(BaseChannelLayer):
             self.watchers.add(channel)
 
     def deliver_directly(self, channel, message_type, handler):
-        """Have the layer call ``await handler(message)`` for ``channel``'s messages of ``message_type``.
+        """Have the layer call ``handler(message)`` for ``channel``'s messages of ``message_type`` as they arrive.
 
-        ``handler`` is an async callable taking the message dict; it runs in
-        the layer's reader task while ``channel`` has nothing queued, and
-        returns ``False`` to have the message queued for ``receive()``
-        instead. An exception it raises is logged, its registration dropped
-        and the message queued (the consumer's own handler then meets the
-        same problem in the consumer's task). See the module docstring.
+        ``handler`` is a plain function taking the message dict (an async
+        one raises ``TypeError``); it runs in the layer's reader while
+        ``channel`` has nothing queued, and returns ``False`` to have the
+        message queued for ``receive()`` instead. An exception it raises is
+        logged, its registration dropped and the message queued (the
+        consumer's own handler then meets the same problem in the consumer's
+        task). See the module docstring.
         """
+        if asyncio.iscoroutinefunction(handler):
+            raise TypeError("deliver_directly takes a plain function: it runs inside the layer's reader")
         if channel in self.queues:
             self.direct[channel][message_type] = handler
 
@@ -504,54 +472,27 @@ class FanoutChannelLayer(BaseChannelLayer):
         queue = self.queues.get(channel)
         if queue is None:
             return False
-        backlog = self.backlog.get(channel)
-        if backlog is not None:  # a direct handler of this channel is suspended: wait behind it, in order
-            backlog.append(message)
-            return True
-        handler = self.direct.get(channel, {}).get(message.get("type")) if queue.empty() else None
-        if handler is not None and self._call_direct(channel, handler, message):
-            return True
+        if queue.empty():
+            handler = self.direct.get(channel, {}).get(message.get("type"))
+            if handler is not None and self._call_direct(channel, handler, message):
+                return True
         if queue.full():
             return False
         queue.put_nowait(message)
         return True
 
     def _call_direct(self, channel, handler, message):
-        """Run ``handler(message)`` now; return True if it took the message (or finishes it in a task)."""
-        coro = handler(message)
+        """Run ``handler(message)``; return True if it took the message."""
         try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            if stop.value is False:
-                return False
-            metrics.LAYER_OK["direct"].inc()
-            return True
+            taken = handler(message)
         except Exception:  # noqa: BLE001 - see deliver_directly
             logger.exception("channel layer: direct handler of %s failed; queueing instead", channel)
             self.direct.pop(channel, None)
             return False
-        self.backlog[channel] = collections.deque()
-        self.loop.create_task(self._finish_direct(channel, coro, yielded, message))
+        if taken is False:
+            return False
+        metrics.LAYER_OK["direct"].inc()
         return True
-
-    async def _finish_direct(self, channel, coro, yielded, message):
-        """Finish a suspended direct handler, then the messages that arrived behind it, in order."""
-        try:
-            taken = await _Resume(coro, yielded)
-        except Exception:  # noqa: BLE001 - see deliver_directly
-            logger.exception("channel layer: direct handler of %s failed; queueing instead", channel)
-            self.direct.pop(channel, None)
-            taken = False
-        backlog = self.backlog.pop(channel, collections.deque())
-        queue = self.queues.get(channel)
-        if queue is None:
-            return
-        if taken is False and not queue.full():
-            queue.put_nowait(message)
-        elif taken is not False:
-            metrics.LAYER_OK["direct"].inc()
-        for later in backlog:
-            self._deliver(channel, later)
 
     def _on_down(self, shard, error):
         """A shard's subscription broke: fail the receives that cannot wait, arm the grace timer."""
@@ -611,9 +552,9 @@ class FanoutChannelLayer(BaseChannelLayer):
         if self._token_of(channel) != self.client_token:
             raise ValueError(f"{type(self).__name__}.group_add: channel {channel!r} belongs to another process; "
                              "add it to groups from its own consumer")
-        key = self._group_key(group)
-        subscription = self._subscriptions()[self._shard(key)]
-        await self._wait_up(subscription)
+        key, shard = self._group_key(group), self._shard(group)
+        subscription = self._subscriptions()[shard]
+        await self._wait_up(shard, subscription)
         self.groups[group].add(channel)
         self.memberships[channel].add(group)
         try:
@@ -628,8 +569,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         assert self.require_valid_group_name(group), "Group name not valid"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         if self._discard_member(group, channel) and self.subscriptions is not None:
-            key = self._group_key(group)
-            await self.subscriptions[self._shard(key)].unsubscribe(key)
+            await self.subscriptions[self._shard(group)].unsubscribe(self._group_key(group))
 
     def _discard_member(self, group, channel):
         """Drop the membership; return True when ``group`` has no local member left."""
@@ -650,8 +590,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         """
         assert self.require_valid_group_name(group), "Group name not valid"
         with _counted("group_send"):
-            key = self._group_key(group)
-            await self._publisher(self._shard(key)).publish(key, msgpack.packb(message))
+            await self._publisher(self._shard(group)).publish(self._group_key(group), msgpack.packb(message))
 
     # --- sending to one channel ------------------------------------------------
 
@@ -673,8 +612,8 @@ class FanoutChannelLayer(BaseChannelLayer):
                 if not self._deliver(channel, message):
                     raise ChannelFull()
                 return
-            key = self._process_key(token)
-            await self._publisher(self._shard(key)).publish(key, msgpack.packb([channel, message]))
+            await self._publisher(self._shard(token)).publish(self._process_key(token),
+                                                              msgpack.packb([channel, message]))
 
     def _publisher(self, shard):
         """Return this event loop's client (``redis.asyncio.Redis``) of ``shard``.

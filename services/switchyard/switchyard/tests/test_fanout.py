@@ -38,6 +38,29 @@ def fast_heartbeat(monkeypatch):
     monkeypatch.setattr(fanout, "HEARTBEAT_TIMEOUT", 1.0)
 
 
+async def test_groups_are_sharded_by_name_as_the_core_layer_shards_them(own_redis, tmp_path):
+    from conftest import RedisServer
+
+    from switchyard.layers import RedisChannelLayer
+
+    second = RedisServer(tmp_path / "second")
+    (tmp_path / "second").mkdir()
+    second.start()
+    try:
+        hosts = [{"address": own_redis.url}, {"address": second.url}]
+        layer, core = FanoutChannelLayer(hosts=hosts, prefix="test"), RedisChannelLayer(hosts=hosts, prefix="test")
+        groups = [f"chat.room{n}" for n in range(20)]
+        for group in groups:
+            await layer.group_add(group, await layer.new_channel())
+        servers = [redis.Redis.from_url(own_redis.url), redis.Redis.from_url(second.url)]
+        for group in groups:
+            holders = [i for i, server in enumerate(servers) if server.pubsub_numsub(f"test:group:{group}")[0][1]]
+            assert holders == [core.consistent_hash(group)], group
+        await layer.flush()
+    finally:
+        second.stop()
+
+
 async def test_a_group_message_is_one_publish_whatever_the_members(own_redis):
     workers = [layer_of(own_redis), layer_of(own_redis)]
     members = []
@@ -190,7 +213,7 @@ async def test_direct_handlers_take_messages_inline_or_hand_them_back(own_redis)
     await layer.group_add("g", channel)
     taken = []
 
-    async def handler(message):
+    def handler(message):
         if message["n"] == 1:
             return False  # e.g. a gap: queue it for receive()
         taken.append(message["n"])
@@ -212,34 +235,16 @@ async def test_direct_handlers_take_messages_inline_or_hand_them_back(own_redis)
     await layer.flush()
 
 
-async def test_a_suspending_direct_handler_finishes_in_a_task_and_keeps_the_channels_order(own_redis):
-    """The slow socket of uvicorn: the handler waits; the reader goes on; that channel's messages wait, in order."""
+async def test_a_direct_handler_must_be_a_plain_function(own_redis):
+    """Awaiting inside the reader would hold every socket of the worker behind one (and bind asyncio.timeout to it)."""
     layer = layer_of(own_redis)
-    slow, fast = await layer.new_channel(), await layer.new_channel()
-    for channel in (slow, fast):
-        await layer.group_add("g", channel)
-    written = {slow: [], fast: []}
-    release = asyncio.Event()
+    channel = await layer.new_channel()
 
-    def handler_for(channel):
-        async def handler(message):
-            if channel == slow and message["n"] == 0:
-                await release.wait()
-            written[channel].append(message["n"])
-        return handler
+    async def coroutine_handler(message):
+        pass
 
-    for channel in (slow, fast):
-        layer.deliver_directly(channel, "x", handler_for(channel))
-    for n in range(5):
-        await layer.group_send("g", {"type": "x", "n": n})
-    for _ in range(50):
-        if len(written[fast]) == 5:
-            break
-        await asyncio.sleep(0.02)
-    assert written == {slow: [], fast: [0, 1, 2, 3, 4]}  # the slow socket held up nobody else
-    release.set()
-    await asyncio.sleep(0.1)
-    assert written[slow] == [0, 1, 2, 3, 4]
+    with pytest.raises(TypeError, match="plain function"):
+        layer.deliver_directly(channel, "x", coroutine_handler)
     await layer.flush()
 
 
@@ -248,7 +253,7 @@ async def test_a_failing_direct_handler_is_dropped_and_its_message_queued(own_re
     channel = await layer.new_channel()
     await layer.group_add("g", channel)
 
-    async def broken(message):
+    def broken(message):
         raise OSError("client gone")
 
     layer.deliver_directly(channel, "x", broken)
