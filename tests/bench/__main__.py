@@ -3,8 +3,8 @@
 Every configuration runs ``rounds`` times (full: 3), interleaved: round *r*
 runs the configurations in an order rotated by *r*, so none (the baseline
 relay included) is always first or last. Scenarios: fan-out (daphne vs
-uvicorn, Switchyard's layer vs channels_redis' pub/sub layer, the baseline
-relay behind the same nginx hop), idle sockets (daphne and each of uvicorn's
+uvicorn, SQLite vs PostgreSQL, the fan-out layer vs the core layer, the
+baseline relay behind the same nginx hop), idle sockets (daphne and each of uvicorn's
 WebSocket implementations; 10,000 held for 60 s on the default), and HTTP
 latency idle vs during WebSocket storms at 80% of the default's saturation
 and over it (split with and without the ASGI workers' lower CPU weight, and
@@ -29,14 +29,16 @@ from tqdm import tqdm
 from tests.bench import report, run
 from tests.bench.report import completed, summary
 
-PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
-DEFAULT = "daphne x2"  # the configuration a deployment gets: defaults.env's 2 daphne workers, Switchyard's layer
+CORE = "switchyard.layers.RedisChannelLayer"
+DEFAULT = "daphne x2"  # what a deployment gets: defaults.env's 2 daphne workers, the fan-out layer, SQLite natively
+POSTGRESQL = "daphne x2 on PostgreSQL"
 
 # name -> keyword arguments of run.native_target (None: the baseline relay)
 FANOUT_CONFIGS = {
     DEFAULT: {"server": "daphne", "workers": 2},
+    POSTGRESQL: {"server": "daphne", "workers": 2, "database": "postgresql"},
+    "daphne x2, core layer (the default before)": {"server": "daphne", "workers": 2, "layer": CORE},
     "uvicorn x2": {"server": "uvicorn", "workers": 2},
-    "daphne x2, pub/sub layer": {"server": "daphne", "workers": 2, "layer": PUBSUB},
     "baseline relay": None,
 }
 CONNECTION_CONFIGS = {
@@ -45,7 +47,6 @@ CONNECTION_CONFIGS = {
     "uvicorn x2 (websockets-sansio)": {"server": "uvicorn", "workers": 2,
                                        "env": {"ASGI_UVICORN_WS": "websockets-sansio"}},
     "uvicorn x2 (wsproto)": {"server": "uvicorn", "workers": 2, "env": {"ASGI_UVICORN_WS": "wsproto"}},
-    "daphne x2, pub/sub layer": {"server": "daphne", "workers": 2, "layer": PUBSUB},
 }
 ISOLATION_CONFIGS = {
     "split (default: ASGI_CPU_WEIGHT=25)": {"server": "daphne", "workers": 2},
@@ -58,7 +59,7 @@ PLANS = {
     "quick": {
         "rounds": 1,
         "fanout": {"rooms": 10, "members": 10, "rates": [20, 80, 320, 1280], "seconds": 2, "processes": 1,
-                   "configs": [DEFAULT, "uvicorn x2", "baseline relay"]},
+                   "configs": [DEFAULT, POSTGRESQL, "uvicorn x2", "baseline relay"]},
         "connections": {"count": 300, "default_count": 300, "hold_seconds": 5, "default_hold_seconds": 5, "processes": 1,
                         "configs": [DEFAULT]},
         "isolation": {"http_rate": 20, "seconds": 3, "rooms": 10, "members": 10, "processes": 1,

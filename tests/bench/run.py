@@ -29,6 +29,7 @@ from deploy import nginx
 from deploy.native import NativeStack, StackConfig, wait_for_port
 from tests.bench.loadgen import GRACE_SECONDS, new_histogram, serve
 from tests.clients import ChatClient
+from tests.postgres import postgres_server
 
 # Limits off (the benchmark is one client address and one user), logs quiet.
 BENCH_ENV = {
@@ -137,14 +138,40 @@ class CpuPlan:
 
 
 @contextmanager
-def native_target(name, server="daphne", workers=2, layer=None, single_process=False, env=None, cpus=None):
+def native_target(name, server="daphne", workers=2, layer=None, single_process=False, env=None, cpus=None,
+                  database="sqlite"):
     """Start a native stack configured for benchmarking; yield its :class:`Target`.
 
     ``env`` (dict) adds settings (e.g. ``{"ASGI_CPU_WEIGHT": "100"}``);
-    ``cpus`` (a :class:`CpuPlan`) pins the stack's processes.
+    ``cpus`` (a :class:`CpuPlan`) pins the stack's processes; ``database``
+    is ``"sqlite"`` (the native default) or ``"postgresql"`` (a server of
+    its own, ``tests.postgres``, on the stack's CPUs, PostgreSQL's default
+    ``synchronous_commit=on``).
     """
+    with contextlib.ExitStack() as resources:
+        env = {**BENCH_ENV, **(env or {})}
+        database_pid = None
+        if database == "postgresql":
+            with cpus.starting_stack() if cpus else contextlib.nullcontext():
+                env["DATABASE_URL"], database_pid = resources.enter_context(postgres_server(free_port()))
+        elif database != "sqlite":
+            raise ValueError(f"database {database!r} is not sqlite or postgresql")
+        yield from _native_target(name, server, workers, layer, single_process, env, cpus, database_pid)
+
+
+def database_processes(pid):
+    """Return ``[psutil.Process]``: the PostgreSQL postmaster ``pid`` and its backends (empty for None)."""
+    if pid is None:
+        return []
+    try:
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _native_target(name, server, workers, layer, single_process, env, cpus, database_pid=None):
     ports = [free_port() for _ in range(3 + workers)]
-    env = {**BENCH_ENV, **(env or {})}
     if layer:
         env["CHANNEL_LAYER_BACKEND"] = layer
     run_dir = tempfile.mkdtemp(prefix="bench-stack-")
@@ -161,7 +188,8 @@ def native_target(name, server="daphne", workers=2, layer=None, single_process=F
             f"u, _ = get_user_model().objects.get_or_create(username={USER!r})\n"
             f"u.set_password({PASSWORD!r}); u.save()\n"), capture=True)
         client = ChatClient(stack.config.url, USER, PASSWORD).login()
-        yield Target(name, stack.config.url, client.cookie_header(), lambda: stack_processes(stack), stack,
+        yield Target(name, stack.config.url, client.cookie_header(),
+                     lambda: {**stack_processes(stack), "database": database_processes(database_pid)}, stack,
                      {"session": client})
     finally:
         stack.stop()
@@ -296,6 +324,23 @@ def quantiles_ms(histogram):
     return values
 
 
+def asgi_thread_seconds(processes):
+    """Return ``{"event loop": s, "other threads": s}``: CPU seconds of the ASGI workers' main threads and the rest.
+
+    The rest is mostly the database thread (Channels' ``database_sync_to_async``);
+    ``processes`` is a :func:`stack_processes` dict.
+    """
+    split = {"event loop": 0.0, "other threads": 0.0}
+    for process in processes.get("asgi", []):
+        try:
+            for thread in process.threads():
+                key = "event loop" if thread.id == process.pid else "other threads"
+                split[key] += thread.user_time + thread.system_time
+        except psutil.Error:
+            pass
+    return split
+
+
 def measure_step(target, load, name, rate, seconds, members, cpus):
     """Run one fan-out step at ``rate`` messages/s for ``seconds``; return its figures (dict).
 
@@ -305,10 +350,16 @@ def measure_step(target, load, name, rate, seconds, members, cpus):
     step's grace (:data:`GRACE_SECONDS`); latencies run from the scheduled
     send time (no coordinated omission), every one of them in the histogram.
     """
-    cpu_before, loadgen_before, wall = cpu_seconds(target.processes()), load.cpu_seconds(), time.monotonic()
+    processes = target.processes()
+    cpu_before, loadgen_before, wall = cpu_seconds(processes), load.cpu_seconds(), time.monotonic()
+    roles_before, threads_before = {role: cpu_seconds({role: group}) for role, group in processes.items()}, \
+        asgi_thread_seconds(processes)
     load.start_fanout(name, rate, seconds)
     result = load.finish_fanout()
     wall = time.monotonic() - wall
+    processes = target.processes()
+    roles_after, threads_after = {role: cpu_seconds({role: group}) for role, group in processes.items()}, \
+        asgi_thread_seconds(processes)
     expected = result["expected"]
     latency = quantiles_ms(result["histogram"])
     return {
@@ -317,7 +368,10 @@ def measure_step(target, load, name, rate, seconds, members, cpus):
         "delivered": result["received"], "late": result["late"], "lost": max(0, expected - result["received"]),
         "stragglers": result["stragglers"], "delivered_per_s": result["received"] / seconds,
         "ratio": result["received"] / expected if expected else 0.0, "latency_ms": latency,
-        "stack_cpu_s": cpu_seconds(target.processes()) - cpu_before,
+        "stack_cpu_s": cpu_seconds(processes) - cpu_before,
+        # The same seconds by role (asgi, web, nginx, redis, database), and the ASGI workers' by thread.
+        "cpu_s_by_role": {role: roles_after[role] - roles_before.get(role, 0.0) for role in roles_after},
+        "asgi_cpu_s_by_thread": {key: threads_after[key] - threads_before[key] for key in threads_after},
         # Share of the load generators' CPUs they used (1.0: they were the bottleneck).
         "loadgen_cpu_share": (load.cpu_seconds() - loadgen_before) / wall / max(1, len(cpus or os.sched_getaffinity(0))),
     }

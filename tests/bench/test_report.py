@@ -89,3 +89,39 @@ def test_cpu_plan_keeps_load_generators_off_the_stacks_cpus():
     else:
         assert plan.stack == plan.loadgen
     assert run.CpuPlan.of_this_machine(pin=False).pinned is False
+
+
+def _fanout_run(round_, saturation, loop_s, other_s, nginx_s, delivered=10_000, database_s=0.0):
+    half = {"delivered": delivered, "lost": 0, "late": 0,
+            "cpu_s_by_role": {"asgi": loop_s + other_s, "web": 0.0, "nginx": nginx_s, "redis": 0.1,
+                              "database": database_s},
+            "asgi_cpu_s_by_thread": {"event loop": loop_s, "other threads": other_s}}
+    return {"round": round_, "saturation_deliveries_per_s": saturation, "half": half,
+            "latency_ms": {"p50": 5.0, "p99": 20.0}, "steps": []}
+
+
+def test_fanout_targets_compare_rounds_and_say_where_the_cpu_goes():
+    """PostgreSQL ÷ SQLite and default ÷ relay are taken round by round; the relay's miss is explained in µs."""
+    default, postgresql = "daphne x2", report.POSTGRESQL
+    fanout = {
+        default: {"runs": [_fanout_run(1, 10_000, 0.6, 0.3, 0.2), _fanout_run(2, 12_000, 0.6, 0.3, 0.2)]},
+        postgresql: {"runs": [_fanout_run(1, 9_000, 0.6, 0.4, 0.2, database_s=0.2),
+                              _fanout_run(2, 6_000, 0.6, 0.4, 0.2, database_s=0.2)]},
+        report.RELAY: {"runs": [_fanout_run(1, 40_000, 0.2, 0.0, 0.15), _fanout_run(2, 30_000, 0.2, 0.0, 0.15)]},
+    }
+    for entry in fanout.values():
+        entry["p99_ms_at_half"] = summary([r["latency_ms"]["p99"] for r in entry["runs"]])
+        entry["saturation_deliveries_per_s"] = summary([r["saturation_deliveries_per_s"] for r in entry["runs"]])
+    results = {"default": default, "fanout": fanout, "isolation": {}, "connections": {},
+               "plan_details": {"fanout": {"members": 20}}}
+    assert report.ratios_by_round(results, postgresql, default) == [0.9, 0.5]
+    found = {target: (measured, met, why) for target, measured, met, why in report.targets(results)}
+    relay = next(v for k, v in found.items() if k.startswith("fan-out ÷ relay"))
+    assert relay[:2] == ("0.33 (0.25–0.40)×", False)
+    # 1e6 µs × (0.6 + 0.3 + 0.2 + 0.1) / 10,000 deliveries = 120 µs against the relay's 45.
+    assert "120 µs of CPU per delivery against the relay's 45" in relay[2] and "database thread 30 µs" in relay[2]
+    pg = next(v for k, v in found.items() if k.startswith("fan-out on PostgreSQL"))
+    assert pg[:2] == ("0.70 (0.50–0.90)×", False)
+    assert sum(1 for k in found if k.startswith("p99 at half saturation")) == 2
+    rows = report.cpu_section(results)
+    assert any(row.startswith(f"| {postgresql} | 60.0 | 40.0 | 0.0 | 20.0 | 10.0 | 20.0 | 150.0 |") for row in rows), rows
