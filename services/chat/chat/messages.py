@@ -85,7 +85,9 @@ def store_messages(batch):
     """
     counts = collections.Counter(slug for slug, _, _ in batch)
     with transaction.atomic():
-        rooms = {slug: _advance(slug, count) for slug, count in counts.items()}
+        # Rooms in one order (sorted) in every transaction: two workers whose batches hold the same rooms
+        # lock them in the same order, so they wait for each other instead of deadlocking (PostgreSQL).
+        rooms = {slug: _advance(slug, counts[slug]) for slug in sorted(counts)}
         next_offset = {slug: room.last_offset - counts[slug] for slug, room in rooms.items()}
         rows = []
         for slug, user, body in batch:

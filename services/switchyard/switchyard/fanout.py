@@ -25,7 +25,10 @@ with these differences, each deliberate:
   Redis: one published while a worker is not subscribed is not seen there.
   ``capacity`` bounds each channel's local queue (``send`` to a full local
   channel raises ``ChannelFull``; a group member whose queue is full misses
-  that message, as channels_redis' ``group_send`` skips full channels).
+  that message, as channels_redis' ``group_send`` skips full channels; a
+  member that watches reconnects gets ``channel_layer.reconnected`` in place
+  of its oldest queued message instead, once, so it catches up from its own
+  records rather than keep a silent gap).
 - Channels without ``!`` (``runworker`` background workers, which need
   queue semantics) go to the core layer, :class:`switchyard.layers.RedisChannelLayer`,
   on the same Redis.
@@ -70,6 +73,7 @@ operation, ``switchyard_channel_layer_reconnects_total`` (``switchyard.metrics``
 
 import asyncio
 import collections
+import inspect
 import logging
 import math
 import time
@@ -85,6 +89,7 @@ from channels_redis.utils import _consistent_hash, create_pool, decode_hosts
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard import metrics
 from switchyard.layers import RedisChannelLayer, _counted
@@ -112,6 +117,22 @@ class _Failure:
 
     def __init__(self, error):
         self.error = error
+
+
+_background = set()
+
+
+def _keep(task):
+    """Hold a reference to a background ``task`` until it ends (asyncio keeps only weak ones); retrieve its outcome."""
+    _background.add(task)
+
+    def done(task):
+        _background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("channel layer: background task failed: %s", task.exception())
+
+    task.add_done_callback(done)
+    return task
 
 
 class _Subscription:
@@ -144,7 +165,9 @@ class _Subscription:
         """Subscribe to ``name`` (bytes) and return once Redis confirmed it.
 
         Raises ``redis.ConnectionError`` when the subscription is down (Redis
-        lost) and ``TimeoutError`` when Redis did not confirm within
+        lost) and ``redis.TimeoutError`` (a ``RedisError``, not the built-in
+        ``TimeoutError``, which is an ``OSError``: consumers read that as a
+        client that left) when Redis did not confirm within
         :data:`SUBSCRIBE_TIMEOUT` seconds.
         """
         self.names.add(name)
@@ -160,7 +183,12 @@ class _Subscription:
         try:
             await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_TIMEOUT)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"Redis did not confirm SUBSCRIBE within {SUBSCRIBE_TIMEOUT} s") from None
+            waiters = self.waiters.get(name)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self.waiters[name]
+            raise RedisTimeoutError(f"Redis did not confirm SUBSCRIBE within {SUBSCRIBE_TIMEOUT} s") from None
 
     async def unsubscribe(self, name):
         """Stop reading ``name`` (bytes); does not wait for the confirmation."""
@@ -176,15 +204,18 @@ class _Subscription:
         """Read forever: connect, subscribe, read; on a failure report it, back off, start over."""
         down_since = None
         while True:
-            await self._connect()  # retried with backoff until it works
-            if down_since is not None:
-                metrics.CHANNEL_LAYER_RECONNECTS.inc()
-            self.on_up(None if down_since is None else time.monotonic() - down_since)
             try:
+                await self._connect()  # Redis errors: retried with backoff until it works
+                if down_since is not None:
+                    metrics.CHANNEL_LAYER_RECONNECTS.inc()
+                self.on_up(None if down_since is None else time.monotonic() - down_since)
                 await self._read()
-            except Exception as exc:  # noqa: BLE001 - RedisError, OSError, or redis-py's state after a disconnect
-                down_since = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - never end: RedisError, OSError, redis-py's state, a bug
+                if down_since is None or self.up.is_set():
+                    down_since = time.monotonic()
                 self._lost(exc)
+                if not isinstance(exc, (RedisError, OSError)):
+                    await asyncio.sleep(RECONNECT_BACKOFF_CAP)  # not Redis' fault: do not spin
 
     def _lost(self, error):
         self.up.clear()
@@ -195,7 +226,7 @@ class _Subscription:
                     waiter.set_exception(RedisConnectionError(f"channel layer lost Redis: {error}"))
         self.waiters.clear()
         if self.connection is not None:
-            asyncio.ensure_future(self._discard(self.connection))
+            _keep(asyncio.ensure_future(self._discard(self.connection)))
             self.connection = None
         logger.warning("channel layer: subscription lost (%s); reconnecting", error)
         metrics.LAYER_FAILED["reader"].inc()
@@ -239,7 +270,7 @@ class _Subscription:
     async def _read(self):
         """Dispatch replies until the connection fails (raises the ``RedisError``)."""
         connection = self.connection
-        heartbeat = asyncio.ensure_future(self._heartbeat(connection))
+        heartbeat = _keep(asyncio.ensure_future(self._heartbeat(connection)))
         try:
             while True:
                 reply = await connection.read_response(timeout=math.inf, push_request=True)
@@ -309,6 +340,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         self.memberships = collections.defaultdict(set)  # local channel -> groups
         self.direct = collections.defaultdict(dict)  # local channel -> {message type: handler}
         self.watchers = set()  # channels that get RECONNECTED
+        self.overflowed = set()  # watchers whose full queue got a RECONNECTED in place of what it dropped
         self.subscriptions = None  # shard index -> _Subscription, in the receiving loop
         self.loop = None
         self.down = {}  # shard index -> (error, monotonic time it went down)
@@ -355,7 +387,11 @@ class FanoutChannelLayer(BaseChannelLayer):
         channel = f"{prefix}.{self.client_token}!{uuid.uuid4().hex}"
         self.queues[channel] = asyncio.Queue(self.get_capacity(channel))
         subscriptions = self._subscriptions()
-        await self._wait_up(self._shard(self.client_token), subscriptions[self._shard(self.client_token)])
+        try:
+            await self._wait_up(self._shard(self.client_token), subscriptions[self._shard(self.client_token)])
+        except BaseException:
+            self.queues.pop(channel, None)
+            raise
         return channel
 
     async def _wait_up(self, shard, subscription, timeout=SUBSCRIBE_TIMEOUT):
@@ -388,6 +424,7 @@ class FanoutChannelLayer(BaseChannelLayer):
                 queue = self.queues[channel] = asyncio.Queue(self.get_capacity(channel))
             self._subscriptions()
             if self.down and (channel not in self.watchers or self._grace_over()):
+                self._forget(channel)  # its consumer ends with this error
                 raise self._down_error()
             try:
                 item = await queue.get()
@@ -395,7 +432,10 @@ class FanoutChannelLayer(BaseChannelLayer):
                 self._forget(channel)
                 raise
             if isinstance(item, _Failure):
+                self._forget(channel)
                 raise item.error
+            if item.get("type") == RECONNECTED:
+                self.overflowed.discard(channel)
             return item
 
     def _grace_over(self):
@@ -410,6 +450,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         self.queues.pop(channel, None)
         self.direct.pop(channel, None)
         self.watchers.discard(channel)
+        self.overflowed.discard(channel)
         for group in self.memberships.pop(channel, ()):
             members = self.groups.get(group)
             if members is not None:
@@ -419,9 +460,16 @@ class FanoutChannelLayer(BaseChannelLayer):
                     self._unsubscribe_soon(group)
 
     def _unsubscribe_soon(self, group):
+        """Unsubscribe from ``group`` in a task, unless a member joined it here again meanwhile."""
         if self.subscriptions is None or self.loop is None or self.loop.is_closed():
             return
-        self.loop.create_task(self.subscriptions[self._shard(group)].unsubscribe(self._group_key(group)))
+        subscription = self.subscriptions[self._shard(group)]
+
+        async def unsubscribe():
+            if not self.groups.get(group):
+                await subscription.unsubscribe(self._group_key(group))
+
+        _keep(self.loop.create_task(unsubscribe()))
 
     def watch_reconnects(self, channel):
         """Let ``channel`` (local) wait through a Redis outage and then receive ``channel_layer.reconnected``.
@@ -450,18 +498,31 @@ class FanoutChannelLayer(BaseChannelLayer):
             self.direct[channel][message_type] = handler
 
     def _on_message(self, name, data):
-        """Hand one published message (Redis channel ``name``, msgpack ``data``) to its local channels."""
-        if name.startswith(b"%s:group:" % self.prefix.encode()):
-            group = name[len(self.prefix) + 7:].decode()
-            members = self.groups.get(group)
-            if not members:
-                return
-            message = msgpack.unpackb(data)
-            for channel in tuple(members):
+        """Hand one published message (Redis channel ``name``, msgpack ``data``) to its local channels.
+
+        Never raises: a message that cannot be decoded (another publisher on
+        the prefix, a bug) is logged, counted (``receive`` errors) and
+        dropped, so it cannot end the subscription of every worker that reads it.
+        """
+        try:
+            group_prefix = f"{self.prefix}:group:".encode()
+            if name.startswith(group_prefix):
+                members = self.groups.get(name[len(group_prefix):].decode())
+                if not members:
+                    return
+                message = msgpack.unpackb(data)
+                if not isinstance(message, dict):
+                    raise TypeError(f"a group message must be a dict, not {type(message).__name__}")
+                for channel in tuple(members):
+                    self._deliver(channel, message)
+            else:
+                channel, message = msgpack.unpackb(data)
+                if not isinstance(message, dict):
+                    raise TypeError(f"a message must be a dict, not {type(message).__name__}")
                 self._deliver(channel, message)
-        else:
-            channel, message = msgpack.unpackb(data)
-            self._deliver(channel, message)
+        except Exception:  # noqa: BLE001 - see the docstring
+            logger.exception("channel layer: dropped a message on %r that could not be delivered", name)
+            metrics.LAYER_FAILED["receive"].inc()
 
     def _deliver(self, channel, message):
         """Give ``message`` to the local ``channel``: its direct handler, or its queue.
@@ -477,6 +538,10 @@ class FanoutChannelLayer(BaseChannelLayer):
             if handler is not None and self._call_direct(channel, handler, message):
                 return True
         if queue.full():
+            if channel in self.watchers and channel not in self.overflowed:
+                # It can catch up from its own records: tell it to (once), instead of a silent gap.
+                self.overflowed.add(channel)
+                self._fail(queue, {"type": RECONNECTED, "seconds": 0.0, "overflow": True})
             return False
         queue.put_nowait(message)
         return True
@@ -485,6 +550,10 @@ class FanoutChannelLayer(BaseChannelLayer):
         """Run ``handler(message)``; return True if it took the message."""
         try:
             taken = handler(message)
+            if inspect.isawaitable(taken):
+                if inspect.iscoroutine(taken):
+                    taken.close()
+                raise TypeError("a direct handler returned an awaitable: it must be a plain function")
         except Exception:  # noqa: BLE001 - see deliver_directly
             logger.exception("channel layer: direct handler of %s failed; queueing instead", channel)
             self.direct.pop(channel, None)
@@ -588,6 +657,7 @@ class FanoutChannelLayer(BaseChannelLayer):
 
         Raises ``redis.RedisError`` (e.g. ``ConnectionError``) when Redis cannot be reached.
         """
+        assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_group_name(group), "Group name not valid"
         with _counted("group_send"):
             await self._publisher(self._shard(group)).publish(self._group_key(group), msgpack.packb(message))
@@ -639,6 +709,12 @@ class FanoutChannelLayer(BaseChannelLayer):
 
     async def flush(self):
         """Forget every local channel and group, and flush the core layer's keys (Channels' ``flush`` extension)."""
+        core = self._core_layer()
+        await self.close()
+        await core.flush()
+
+    async def close(self):
+        """Stop reading: end the subscriptions and forget every local channel and group (nothing in Redis changes)."""
         subscriptions = self.subscriptions
         self._reset()
         for subscription in subscriptions or ():
@@ -646,11 +722,6 @@ class FanoutChannelLayer(BaseChannelLayer):
                 subscription.task.cancel()
             if subscription.connection is not None:
                 await subscription._discard(subscription.connection)
-        await RedisChannelLayer(**self.core_options).flush()
-
-    async def close(self):
-        """Stop reading and close every connection of the running loop."""
-        await self.flush()
 
 
 def _close_with_loop(loop, layer, clients):

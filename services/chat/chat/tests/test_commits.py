@@ -79,3 +79,13 @@ async def test_a_sender_that_goes_away_does_not_cancel_its_message(alice):
             break
         await asyncio.sleep(0.02)
     assert await sync_to_async(Message.objects.filter(body="kept").exists)()
+
+
+@pytest.mark.django_db
+def test_rooms_are_locked_in_one_order_whatever_the_batch(alice, monkeypatch):
+    """Two workers' batches over the same rooms lock them in the same (sorted) order: no deadlock on PostgreSQL."""
+    locked = []
+    real = messages._advance
+    monkeypatch.setattr(messages, "_advance", lambda slug, count: locked.append(slug) or real(slug, count))
+    messages.store_messages([("b", alice, "1"), ("a", alice, "2"), ("c", alice, "3"), ("a", alice, "4")])
+    assert locked == ["a", "b", "c"]

@@ -279,3 +279,58 @@ async def test_a_silent_redis_is_detected_by_the_heartbeat(own_redis, fast_heart
     finally:
         os.kill(own_redis.process.pid, signal.SIGCONT)
     await worker.flush()
+
+
+async def test_a_message_that_cannot_be_decoded_is_dropped_and_the_subscription_lives(own_redis):
+    worker = layer_of(own_redis)
+    channel = await worker.new_channel()
+    await worker.group_add("g", channel)
+    redis.Redis.from_url(own_redis.url).publish("test:group:g", b"\xc1 not msgpack")
+    redis.Redis.from_url(own_redis.url).publish("test:group:g", __import__("msgpack").packb([1, 2]))
+    await layer_of(own_redis).group_send("g", {"type": "after"})
+    assert await receive_soon(worker, channel) == {"type": "after"}
+    assert not worker.down
+    await worker.flush()
+
+
+async def test_a_rejoin_right_after_the_last_member_ended_keeps_the_subscription(own_redis):
+    """The unsubscribe of a group whose last member ended runs later; a member joining meanwhile must not lose it."""
+    worker, sender = layer_of(own_redis), layer_of(own_redis)
+    leaving = await worker.new_channel()
+    await worker.group_add("g", leaving)
+    receiving = asyncio.ensure_future(worker.receive(leaving))
+    await asyncio.sleep(0.05)
+    receiving.cancel()  # the last member's consumer ends: its unsubscribe is scheduled
+    await asyncio.wait([receiving])
+    joining = await worker.new_channel()
+    await worker.group_add("g", joining)
+    await asyncio.sleep(0.1)  # the scheduled unsubscribe has run
+    await sender.group_send("g", {"type": "x"})
+    assert await receive_soon(worker, joining) == {"type": "x"}
+    await worker.flush()
+
+
+async def test_a_watchers_full_queue_gets_the_reconnect_signal_instead_of_a_silent_gap(own_redis):
+    worker = layer_of(own_redis, capacity=3)
+    channel = await worker.new_channel()
+    await worker.group_add("g", channel)
+    worker.watch_reconnects(channel)
+    for n in range(6):
+        await worker.group_send("g", {"type": "x", "n": n})
+    await asyncio.sleep(0.2)
+    got = [await receive_soon(worker, channel) for _ in range(3)]
+    assert [m.get("n") for m in got[:2]] == [1, 2] and got[2]["type"] == RECONNECTED  # the oldest made room once
+    await worker.flush()
+
+
+async def test_a_receive_that_raises_forgets_its_channel(own_redis, fast_heartbeat):
+    worker = layer_of(own_redis)
+    channel = await worker.new_channel()
+    await worker.group_add("g", channel)
+    receiving = asyncio.ensure_future(worker.receive(channel))
+    own_redis.stop()
+    with pytest.raises(redis.ConnectionError):
+        await asyncio.wait_for(receiving, 3)
+    assert channel not in worker.queues and "g" not in worker.groups
+    own_redis.start()
+    await worker.flush()
