@@ -335,7 +335,7 @@ def targets(results):
     if postgresql:
         found.append((f"fan-out on PostgreSQL ÷ on SQLite (same round): ≥ {TARGET_POSTGRESQL_RATIO}× (the fan-out issue)",
                       f"{_spread(postgresql, 2)}×", postgresql["median"] >= TARGET_POSTGRESQL_RATIO,
-                      "see the CPU table: the database server's share and the workers' database thread"))
+                      _postgresql_gap(results)))
     for name, database in ((results["default"], "SQLite"), (POSTGRESQL, "PostgreSQL")):
         entry = results["fanout"].get(name)
         if entry and entry.get("p99_ms_at_half") and entry["p99_ms_at_half"]["median"] is not None:
@@ -353,6 +353,27 @@ def ratios_by_round(results, name, base):
             if "error" not in r:
                 by_round.setdefault(r["round"], {})[which] = r["saturation_deliveries_per_s"]
     return [v[name] / v[base] for v in by_round.values() if len(v) == 2 and v[base]]
+
+
+def _median_costs(results, name):
+    """Median CPU µs per delivery by part (dict) of ``name``'s half-saturation steps, or None."""
+    runs = [cpu_per_delivery(r["half"]) for r in completed(results["fanout"].get(name, {"runs": []}))]
+    runs = [r for r in runs if r]
+    return {part: statistics.median(r[part] for r in runs) for part in runs[0]} if runs else None
+
+
+def _postgresql_gap(results):
+    """Say where PostgreSQL's fan-out falls short of SQLite's (str), from the CPU per delivery at half."""
+    sqlite, postgresql = _median_costs(results, results["default"]), _median_costs(results, POSTGRESQL)
+    if not sqlite or not postgresql:
+        return "see the CPU table"
+    more = {part: postgresql[part] - sqlite[part] for part in sqlite}
+    return (f"on one CPU for the whole stack, PostgreSQL costs {sum(postgresql.values()):.0f} µs of CPU per delivery "
+            f"against SQLite's {sum(sqlite.values()):.0f}: the server itself {postgresql['database']:.0f} µs "
+            f"(SQLite runs inside the workers), the workers' database thread {more['other threads']:+.0f} µs "
+            f"(a network round trip per statement, psycopg), their event loop {more['event loop']:+.0f} µs; every "
+            "commit waits for its WAL flush (synchronous_commit=on), group commit shares one among the messages "
+            "that arrive together")
 
 
 def _relay_gap(results):

@@ -122,6 +122,8 @@ def test_fanout_targets_compare_rounds_and_say_where_the_cpu_goes():
     assert "120 µs of CPU per delivery against the relay's 45" in relay[2] and "database thread 30 µs" in relay[2]
     pg = next(v for k, v in found.items() if k.startswith("fan-out on PostgreSQL"))
     assert pg[:2] == ("0.70 (0.50–0.90)×", False)
+    assert "PostgreSQL costs 150 µs of CPU per delivery against SQLite's 120" in pg[2]
+    assert "the server itself 20 µs" in pg[2] and "database thread +10 µs" in pg[2]
     assert sum(1 for k in found if k.startswith("p99 at half saturation")) == 2
     rows = report.cpu_section(results)
     assert any(row.startswith(f"| {postgresql} | 60.0 | 40.0 | 0.0 | 20.0 | 10.0 | 20.0 | 150.0 |") for row in rows), rows
