@@ -93,6 +93,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard import metrics
 from switchyard.layers import RedisChannelLayer, _counted
+from switchyard.redis_connections import READ_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -660,6 +661,9 @@ class FanoutChannelLayer(BaseChannelLayer):
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_group_name(group), "Group name not valid"
         with _counted("group_send"):
+            if self.subscriptions is not None and self._shard(group) in self.down:
+                # This worker knows that shard is unreachable: fail now, not after a timeout.
+                raise RedisConnectionError(f"channel layer lost Redis: {self.down[self._shard(group)][0]}")
             await self._publisher(self._shard(group)).publish(self._group_key(group), msgpack.packb(message))
 
     # --- sending to one channel ------------------------------------------------
@@ -697,8 +701,13 @@ class FanoutChannelLayer(BaseChannelLayer):
         if clients is None:
             for old in [old for old in self.publishers if old.is_closed()]:
                 del self.publishers[old]
-            clients = self.publishers[loop] = [redis.asyncio.Redis(connection_pool=create_pool(host))
-                                               for host in self.hosts]
+            # A PUBLISH answers in a millisecond: wait for it as long as for presence's commands, not
+            # as long as the core layer's blocking pops (LAYER_READ_TIMEOUT), so a sender meets a
+            # vanished primary in seconds and its socket closes with 1013 instead of queueing frames.
+            clients = self.publishers[loop] = [
+                redis.asyncio.Redis(connection_pool=create_pool(
+                    {**host, "socket_timeout": min(host.get("socket_timeout") or READ_TIMEOUT, READ_TIMEOUT)}))
+                for host in self.hosts]
             _close_with_loop(loop, self, clients)
         return clients[shard]
 

@@ -23,7 +23,8 @@ Who connects where (all through this module):
 ========================  =============================  ==============================
 caller                    function                       read timeout (seconds)
 ========================  =============================  ==============================
-channel layer             :func:`channel_layer_hosts`    :data:`LAYER_READ_TIMEOUT`
+channel layer             :func:`channel_layer_hosts`    :data:`LAYER_READ_TIMEOUT` (the fan-out layer's
+                                                         publishes: :data:`READ_TIMEOUT`)
 presence (chat)           :func:`async_client`           :data:`READ_TIMEOUT`
 rate limits (chat)        :func:`limits_storage`         :data:`READ_TIMEOUT`
 ``/healthz``              :func:`sync_client`            :data:`HEALTH_TIMEOUT`

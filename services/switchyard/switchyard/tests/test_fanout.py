@@ -184,6 +184,8 @@ async def test_a_lost_redis_fails_plain_receives_and_tells_watchers_once_it_is_b
         await asyncio.wait_for(plain_receive, 3)
     with pytest.raises(redis.ConnectionError):  # joining while Redis is away fails at once
         await asyncio.wait_for(worker.group_add("g", await worker.new_channel()), 1)
+    with pytest.raises(redis.ConnectionError):  # and so does sending from this worker: no timeout to wait out
+        await asyncio.wait_for(worker.group_send("g", {"type": "x"}), 0.5)
     await asyncio.sleep(0.5)
     assert not watching_receive.done()  # the watcher waits through the outage
     own_redis.start()
