@@ -93,7 +93,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard import metrics
 from switchyard.layers import RedisChannelLayer, _counted
-from switchyard.redis_connections import READ_TIMEOUT
+from switchyard.redis_connections import PUBLISH_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -701,12 +701,11 @@ class FanoutChannelLayer(BaseChannelLayer):
         if clients is None:
             for old in [old for old in self.publishers if old.is_closed()]:
                 del self.publishers[old]
-            # A PUBLISH answers in a millisecond: wait for it as long as for presence's commands, not
-            # as long as the core layer's blocking pops (LAYER_READ_TIMEOUT), so a sender meets a
-            # vanished primary in seconds and its socket closes with 1013 instead of queueing frames.
+            # A PUBLISH answers in a millisecond: PUBLISH_TIMEOUT, not the core layer's blocking pops'
+            # LAYER_READ_TIMEOUT, so a sender meets a vanished primary at once and its socket closes
+            # with 1013 instead of queueing frames (switchyard.redis_connections).
             clients = self.publishers[loop] = [
-                redis.asyncio.Redis(connection_pool=create_pool(
-                    {**host, "socket_timeout": min(host.get("socket_timeout") or READ_TIMEOUT, READ_TIMEOUT)}))
+                redis.asyncio.Redis(connection_pool=create_pool({**host, "socket_timeout": PUBLISH_TIMEOUT}))
                 for host in self.hosts]
             _close_with_loop(loop, self, clients)
         return clients[shard]

@@ -24,7 +24,7 @@ Who connects where (all through this module):
 caller                    function                       read timeout (seconds)
 ========================  =============================  ==============================
 channel layer             :func:`channel_layer_hosts`    :data:`LAYER_READ_TIMEOUT` (the fan-out layer's
-                                                         publishes: :data:`READ_TIMEOUT`)
+                                                         publishes: :data:`PUBLISH_TIMEOUT`)
 presence (chat)           :func:`async_client`           :data:`READ_TIMEOUT`
 rate limits (chat)        :func:`limits_storage`         :data:`READ_TIMEOUT`
 ``/healthz``              :func:`sync_client`            :data:`HEALTH_TIMEOUT`
@@ -65,6 +65,11 @@ READ_TIMEOUT = 2.0
 # cover this x ASGI workers x the pools on that server (up to 3 on REDIS_URL's),
 # in the worst case; in steady state a pool holds a handful.
 MAX_CONNECTIONS = 1000
+# Seconds the fan-out layer's PUBLISH may wait for its reply (switchyard.fanout): it answers in
+# a millisecond on the same LAN, and a sender waiting on a vanished primary holds its socket's
+# next frames (the compose HA kill counted them unacknowledged); past this the socket closes
+# with 1013 and its client resends after the reconnect.
+PUBLISH_TIMEOUT = 0.5
 # Seconds a /healthz probe may take: a load balancer polls it, a slow answer is "down".
 HEALTH_TIMEOUT = 1.0
 # Seconds a sentinel may take to answer "where is the primary?"; past it the next one is asked.
