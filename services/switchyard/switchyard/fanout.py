@@ -111,6 +111,11 @@ SUBSCRIBE_TIMEOUT = 5.0
 RECONNECT_BACKOFF_CAP = 1.0
 
 
+def lost_redis(error):
+    """The ``redis.ConnectionError`` every caller sees once its worker lost Redis (``error``: the cause)."""
+    return RedisConnectionError(f"channel layer lost Redis: {error}")
+
+
 class _Failure:
     """Queued for a channel whose receive() must raise ``error`` (its worker lost Redis)."""
 
@@ -224,7 +229,7 @@ class _Subscription:
         for waiters in self.waiters.values():
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(RedisConnectionError(f"channel layer lost Redis: {error}"))
+                    waiter.set_exception(lost_redis(error))
         self.waiters.clear()
         if self.connection is not None:
             _keep(asyncio.ensure_future(self._discard(self.connection)))
@@ -401,7 +406,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         if subscription.up.is_set():
             return
         if shard in self.down:
-            raise RedisConnectionError(f"channel layer lost Redis: {self.down[shard][0]}")
+            raise self._down_error(shard)
         try:
             await asyncio.wait_for(subscription.up.wait(), timeout)
         except asyncio.TimeoutError:
@@ -442,9 +447,10 @@ class FanoutChannelLayer(BaseChannelLayer):
     def _grace_over(self):
         return any(time.monotonic() - since > self.reconnect_grace for _, since in self.down.values())
 
-    def _down_error(self):
-        error, _ = next(iter(self.down.values()))
-        return RedisConnectionError(f"channel layer lost Redis: {error}")
+    def _down_error(self, shard=None):
+        """The ``redis.ConnectionError`` for a lost shard (``shard``, or the first one down)."""
+        error, _ = self.down[shard] if shard is not None else next(iter(self.down.values()))
+        return lost_redis(error)
 
     def _forget(self, channel):
         """The channel's consumer ended: drop its queue, its direct handlers and its groups here."""
@@ -568,7 +574,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         """A shard's subscription broke: fail the receives that cannot wait, arm the grace timer."""
         first = not self.down
         self.down[shard] = (error, time.monotonic())
-        failure = _Failure(RedisConnectionError(f"channel layer lost Redis: {error}"))
+        failure = _Failure(lost_redis(error))
         for channel, queue in self.queues.items():
             if channel not in self.watchers:
                 self._fail(queue, failure)
@@ -663,7 +669,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         with _counted("group_send"):
             if self.subscriptions is not None and self._shard(group) in self.down:
                 # This worker knows that shard is unreachable: fail now, not after a timeout.
-                raise RedisConnectionError(f"channel layer lost Redis: {self.down[self._shard(group)][0]}")
+                raise self._down_error(self._shard(group))
             await self._publisher(self._shard(group)).publish(self._group_key(group), msgpack.packb(message))
 
     # --- sending to one channel ------------------------------------------------

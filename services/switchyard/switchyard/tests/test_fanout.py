@@ -28,6 +28,13 @@ def publishes(server):
     return stats.get("cmdstat_publish", {}).get("calls", 0)
 
 
+async def member(layer, group="g"):
+    """A new channel of ``layer`` that has joined ``group``."""
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
 async def receive_soon(layer, channel, seconds=2):
     return await asyncio.wait_for(layer.receive(channel), seconds)
 
@@ -109,8 +116,7 @@ async def test_send_reaches_a_channel_here_or_in_another_process(own_redis):
 
 async def test_a_full_local_channel_raises_channel_full_and_a_full_member_misses_the_group_message(own_redis):
     layer = layer_of(own_redis, capacity=2)
-    channel = await layer.new_channel()
-    await layer.group_add("g", channel)
+    channel = await member(layer)
     await layer.send(channel, {"type": "a"})
     await layer.send(channel, {"type": "b"})
     with pytest.raises(ChannelFull):
@@ -211,8 +217,7 @@ async def test_a_watcher_gives_up_after_the_grace(own_redis, fast_heartbeat):
 
 async def test_direct_handlers_take_messages_inline_or_hand_them_back(own_redis):
     layer = layer_of(own_redis)
-    channel = await layer.new_channel()
-    await layer.group_add("g", channel)
+    channel = await member(layer)
     taken = []
 
     def handler(message):
@@ -252,8 +257,7 @@ async def test_a_direct_handler_must_be_a_plain_function(own_redis):
 
 async def test_a_failing_direct_handler_is_dropped_and_its_message_queued(own_redis):
     layer = layer_of(own_redis)
-    channel = await layer.new_channel()
-    await layer.group_add("g", channel)
+    channel = await member(layer)
 
     def broken(message):
         raise OSError("client gone")
@@ -271,8 +275,7 @@ async def test_a_silent_redis_is_detected_by_the_heartbeat(own_redis, fast_heart
     import signal
 
     worker = layer_of(own_redis)
-    channel = await worker.new_channel()
-    await worker.group_add("g", channel)
+    channel = await member(worker)
     receiving = asyncio.ensure_future(worker.receive(channel))
     os.kill(own_redis.process.pid, signal.SIGSTOP)
     try:
@@ -285,8 +288,7 @@ async def test_a_silent_redis_is_detected_by_the_heartbeat(own_redis, fast_heart
 
 async def test_a_message_that_cannot_be_decoded_is_dropped_and_the_subscription_lives(own_redis):
     worker = layer_of(own_redis)
-    channel = await worker.new_channel()
-    await worker.group_add("g", channel)
+    channel = await member(worker)
     redis.Redis.from_url(own_redis.url).publish("test:group:g", b"\xc1 not msgpack")
     redis.Redis.from_url(own_redis.url).publish("test:group:g", __import__("msgpack").packb([1, 2]))
     await layer_of(own_redis).group_send("g", {"type": "after"})
@@ -314,8 +316,7 @@ async def test_a_rejoin_right_after_the_last_member_ended_keeps_the_subscription
 
 async def test_a_watchers_full_queue_gets_the_reconnect_signal_instead_of_a_silent_gap(own_redis):
     worker = layer_of(own_redis, capacity=3)
-    channel = await worker.new_channel()
-    await worker.group_add("g", channel)
+    channel = await member(worker)
     worker.watch_reconnects(channel)
     for n in range(6):
         await worker.group_send("g", {"type": "x", "n": n})
@@ -327,8 +328,7 @@ async def test_a_watchers_full_queue_gets_the_reconnect_signal_instead_of_a_sile
 
 async def test_a_receive_that_raises_forgets_its_channel(own_redis, fast_heartbeat):
     worker = layer_of(own_redis)
-    channel = await worker.new_channel()
-    await worker.group_add("g", channel)
+    channel = await member(worker)
     receiving = asyncio.ensure_future(worker.receive(channel))
     own_redis.stop()
     with pytest.raises(redis.ConnectionError):
