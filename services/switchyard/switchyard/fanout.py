@@ -38,7 +38,8 @@ with these differences, each deliberate:
 
 **Lost Redis, the signal consumers get.** When a worker's subscription
 breaks (Redis restarted, a failover, a connection gone silent for
-:data:`HEARTBEAT_TIMEOUT` seconds) the layer reconnects with exponential
+:data:`HEARTBEAT_TIMEOUT` seconds, a ``PUBLISH`` of this worker to the
+same shard that failed) the layer reconnects with exponential
 backoff (the ``backoff`` library, full jitter) and subscribes again. What a
 channel gets meanwhile depends on whether its consumer asked for the signal
 with :meth:`FanoutChannelLayer.watch_reconnects`:
@@ -205,6 +206,18 @@ class _Subscription:
                 await self.connection.send_command("UNSUBSCRIBE", name)
             except (RedisError, OSError) as exc:
                 logger.debug("UNSUBSCRIBE failed (the reader reconnects): %s", exc)
+
+    def restart(self, error):
+        """Drop the connection (if up) so ``run()`` reports it lost and subscribes again.
+
+        For a failure seen elsewhere on the same shard (``error``: a failed
+        ``PUBLISH``): the subscription may have lost messages too, and its
+        own heartbeat would notice only after :data:`HEARTBEAT_TIMEOUT`
+        seconds, if at all. Returns at once; the pending read then fails.
+        """
+        if self.up.is_set() and self.connection is not None:
+            logger.warning("channel layer: a publish failed (%s); subscribing again", error)
+            _keep(asyncio.ensure_future(self.connection.disconnect(nowait=True)))
 
     async def run(self):
         """Read forever: connect, subscribe, read; on a failure report it, back off, start over."""
@@ -662,15 +675,34 @@ class FanoutChannelLayer(BaseChannelLayer):
     async def group_send(self, group, message):
         """Publish ``message`` (dict) to ``group``: one Redis ``PUBLISH``, whatever the group's size.
 
-        Raises ``redis.RedisError`` (e.g. ``ConnectionError``) when Redis cannot be reached.
+        Raises ``redis.RedisError`` (e.g. ``ConnectionError``) or ``OSError``
+        when Redis cannot be reached: at once while this worker knows the
+        group's shard is down, else after at most ``PUBLISH_TIMEOUT`` seconds.
+        In a worker that receives (one that holds local channels), a
+        ``group_send`` that raised is always followed by
+        ``channel_layer.reconnected`` to its watching channels: a failed
+        ``PUBLISH`` starts the shard's subscription over (:meth:`_Subscription.restart`),
+        so a consumer that stored the message first may keep its socket open
+        and leave the delivery to its catch-up (the chat consumer does).
         """
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_group_name(group), "Group name not valid"
+        shard = self._shard(group)
         with _counted("group_send"):
-            if self.subscriptions is not None and self._shard(group) in self.down:
+            if self.subscriptions is not None and shard in self.down:
                 # This worker knows that shard is unreachable: fail now, not after a timeout.
-                raise self._down_error(self._shard(group))
-            await self._publisher(self._shard(group)).publish(self._group_key(group), msgpack.packb(message))
+                raise self._down_error(shard)
+            try:
+                await self._publisher(shard).publish(self._group_key(group), msgpack.packb(message))
+            except (RedisError, OSError) as exc:
+                self._publish_failed(shard, exc)
+                raise
+
+    def _publish_failed(self, shard, error):
+        """A ``PUBLISH`` to ``shard`` failed: start this loop's subscription to it over (see :meth:`group_send`)."""
+        if self.subscriptions is None or self.loop is not asyncio.get_running_loop():
+            return  # a process that only sends (gunicorn), or another loop's call: no watcher here to tell
+        self.subscriptions[shard].restart(error)
 
     # --- sending to one channel ------------------------------------------------
 

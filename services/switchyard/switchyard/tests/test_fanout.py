@@ -336,3 +336,38 @@ async def test_a_receive_that_raises_forgets_its_channel(own_redis, fast_heartbe
     assert channel not in worker.queues and "g" not in worker.groups
     own_redis.start()
     await worker.flush()
+
+
+async def test_a_failed_publish_starts_the_subscription_over_and_tells_watchers(own_redis):
+    """A ``PUBLISH`` that times out (Redis SIGSTOPped for 1 s, shorter than the heartbeat's timeout)."""
+    import os
+    import signal
+
+    worker = layer_of(own_redis)
+    watching = await member(worker)
+    worker.watch_reconnects(watching)
+    receiving = asyncio.ensure_future(worker.receive(watching))
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises((redis.RedisError, OSError)):
+            await asyncio.wait_for(worker.group_send("g", {"type": "lost"}), 2)
+        await asyncio.sleep(0.5)
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    # Well before HEARTBEAT_TIMEOUT (6 s): the subscription started over because of the failed publish.
+    notice = await asyncio.wait_for(receiving, 4)
+    assert notice["type"] == RECONNECTED and notice["seconds"] > 0
+    await layer_of(own_redis).group_send("g", {"type": "after"})
+    assert await receive_soon(worker, watching) == {"type": "after"}
+    await worker.flush()
+
+
+async def test_a_failed_publish_from_a_process_that_only_sends_touches_no_subscription(own_redis):
+    sender = layer_of(own_redis)
+    own_redis.stop()
+    try:
+        with pytest.raises((redis.RedisError, OSError)):
+            await asyncio.wait_for(sender.group_send("g", {"type": "lost"}), 2)
+        assert sender.subscriptions is None  # gunicorn's layer never starts a reader
+    finally:
+        own_redis.start()
