@@ -51,13 +51,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     offsets from the database. Each socket thus receives the room's messages
     in offset order, each once.
 
-    If Redis goes away under the consumer, the socket is closed with 1013
-    (Try Again Later): the client reconnects and recovers from its offset.
+    If Redis goes away under the consumer on the fan-out layer, the socket
+    stays open: messages it sends are stored, and once the worker has Redis
+    again (``channel_layer.reconnected``) it gets what it missed from the
+    database. Past the layer's grace, or on a layer without that signal, the
+    socket is closed with 1013 (Try Again Later): the client reconnects and
+    recovers from its offset.
     """
 
     groups_joined = ()
     joined = False
     claimed = False
+    watching = False  # the layer sends channel_layer.reconnected after losing Redis (use_layer_extensions)
     write_frame = None  # the server's pre-encoded frame writer (switchyard.frames), once the welcome went out
 
     async def __call__(self, scope, receive, send):
@@ -165,6 +170,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         watch_reconnects = getattr(self.channel_layer, "watch_reconnects", None)
         if watch_reconnects is not None:
             watch_reconnects(self.channel_name)
+            self.watching = True
 
     async def disconnect(self, code):
         if getattr(self, "accepted", False):
@@ -212,9 +218,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.rate_limited()
             return
         message = await group_commit().store(self.room, self.user, body)
-        # Stored; if this raises (Redis gone) the socket closes with 1013 and
-        # every client, the sender included, gets the message on recovery.
-        await messages.broadcast(message)
+        await self.broadcast_stored(message)
+
+    async def broadcast_stored(self, message):
+        """Push a stored message (wire dict) to its room; on a lost Redis, keep the socket open where it can catch up.
+
+        The message is in the database either way. On the fan-out layer a
+        ``group_send`` that failed is followed by ``channel_layer.reconnected``
+        to every watching socket of this worker (``switchyard.fanout``), which
+        then sends it from the database (:meth:`catch_up`): the socket stays
+        open and the frames its client sends meanwhile are stored, not dropped
+        with it. Other workers' sockets get it the same way when they lost
+        Redis too, or with the room's next message (a gap by offset). On a
+        layer without that signal the error closes the socket with 1013
+        (``__call__``) and the client's reconnect recovers the message.
+        """
+        try:
+            await messages.broadcast(message)
+        except REDIS_ERRORS as exc:
+            if not self.watching:
+                raise
+            metrics.BROADCASTS_DELAYED.inc()
+            logger.warning("room %s: offset %s stored, its broadcast waits for the channel layer (%s)",
+                           self.room, message["offset"], exc)
 
     async def rate_limited(self):
         """Refuse one message over a rate limit: an error frame, or 1008 past the tolerance."""

@@ -28,6 +28,11 @@ MESSAGES_REFUSED = Counter(
     "socket closed with 1008).",
     ["reason"],
 )
+BROADCASTS_DELAYED = Counter(
+    "switchyard_chat_broadcasts_delayed_total",
+    "Stored chat messages whose live push failed (the channel layer lost Redis); sockets get them from the "
+    "database once their worker has Redis again.",
+)
 
 # Known label values exist from the start at 0 (switchyard.metrics does the same).
 # (and the consumer's per-delivery path uses these children directly).

@@ -251,3 +251,36 @@ async def test_joining_creates_the_room(alice):
     await receive(socket, "welcome")
     assert await Room.objects.filter(slug="brand-new").aexists()
     await socket.disconnect()
+
+
+@pytest.mark.parametrize("watching", [True, False], ids=["layer with the reconnect signal", "layer without it"])
+async def test_a_failed_broadcast_keeps_a_watching_socket_open_and_the_message_stored(alice, monkeypatch, watching):
+    """The branch of ``ChatConsumer.broadcast_stored``; the real layer's side is in the stack's Redis fault tests."""
+    import redis
+
+    from chat.models import Message
+
+    layer = get_channel_layer()
+
+    async def group_send(group, message):
+        raise redis.ConnectionError("channel layer lost Redis: test")
+
+    if watching:
+        monkeypatch.setattr(layer, "watch_reconnects", lambda channel: None, raising=False)
+    socket, _ = await open_socket("lobby", alice)
+    await receive(socket, "welcome")
+    monkeypatch.setattr(layer, "group_send", group_send)
+    await socket.send_json_to({"type": "message", "body": "stored anyway"})
+    if watching:
+        outputs = []
+        while not await socket.receive_nothing(timeout=0.5):
+            outputs.append(await socket.receive_output())
+        # no echo yet (it comes with the catch-up), no close: presence frames at most
+        assert all(o["type"] == "websocket.send" and '"presence"' in o["text"] for o in outputs), outputs
+        await socket.disconnect()
+    else:
+        output = await socket.receive_output(timeout=2)
+        while output["type"] != "websocket.close":
+            output = await socket.receive_output(timeout=2)
+        assert output["code"] == 1013
+    assert await Message.objects.filter(body="stored anyway").aexists()
