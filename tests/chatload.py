@@ -91,8 +91,9 @@ class LoadClient:
         self.connection = None
         self.connected = asyncio.Event()
         self.connected_at = None  # time.monotonic() of the last welcome
-        # (arrival, connected_at) of every live message frame, time.monotonic() seconds
+        # (arrival, body) of every message frame after the welcome, time.monotonic() seconds
         self.arrivals = []
+        self.sent_at = {}  # body -> time.monotonic() it was handed to the socket
 
     def _accept(self, message):
         if message["offset"] <= self.offset:
@@ -132,7 +133,7 @@ class LoadClient:
                             self.connection = connection
                             self.connected.set()
                         elif frame["type"] == "message":
-                            self.arrivals.append((time.monotonic(), self.connected_at))
+                            self.arrivals.append((time.monotonic(), frame["body"]))
                             self._accept(frame)
                         elif frame["type"] == "presence":
                             self.users = frame["users"]
@@ -162,6 +163,7 @@ class LoadClient:
             await connection.send(json.dumps({"type": "message", "body": body}))
         except ConnectionClosed:
             return False
+        self.sent_at[body] = time.monotonic()
         return True
 
 

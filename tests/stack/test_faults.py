@@ -21,6 +21,8 @@ from tests.conftest import PRESENCE_HEARTBEAT, PRESENCE_TTL
 pytestmark = pytest.mark.asyncio
 
 CLIENTS, RATE = 20, 20.0
+# Messages stored while the channel layer had lost Redis (chat.metrics).
+DELAYED = "switchyard_chat_broadcasts_delayed_total"
 
 
 def cookies(login):
@@ -101,14 +103,19 @@ async def test_redis_restart_under_load(stack, login, report):
         await ctl(stack, "start", "redis")
         await wait_until(lambda: _health(stack) == 200, 20, "/healthz 200 with Redis back")
 
+    delayed_before, gap_before = _workers_total(stack, DELAYED), _gap_deliveries(stack)
     figures = await run_load(stack.config.url, cookies(login), room, CLIENTS, RATE, duration=12, fault=restart_redis,
                              fetch_stored=fetcher(login, room))
-    report(figures.line("stop Redis 2 s, start it again"))
+    delayed, gap_filled = _workers_total(stack, DELAYED) - delayed_before, _gap_deliveries(stack) - gap_before
+    report(figures.line("stop Redis 2 s, start it again")
+           + f", {delayed:.0f} socket messages stored without a live push, {gap_filled:.0f} frames sent from the database")
     assert during["status"] == 201 and during["body"]["delivery"] == "delayed"
-    assert figures.close_codes.get(1013, 0) >= 1  # consumers that lost Redis said so
-    assert figures.lost == 0  # every stored message reached every client, the delayed one too
-    assert figures.unacknowledged <= 1  # a frame in flight as the socket closed (see docs/reliability.md)
-    assert figures.max_reconnect < 10.0
+    assert delayed >= 1  # messages sent over the sockets while Redis was away were stored all the same
+    assert figures.lost == 0  # every stored message reached every client, the delayed ones too
+    # The sockets stayed open (their consumers caught up from the database once
+    # their worker had Redis again), so no frame went down with a socket.
+    assert not figures.close_codes and figures.unacknowledged == 0, figures.close_codes
+    assert gap_filled >= delayed
 
 
 async def test_idle_sockets_get_every_message_posted_over_the_api_during_a_redis_outage(stack, login, report):
@@ -203,13 +210,18 @@ async def test_presence_of_a_killed_workers_users_expires_within_the_bound(stack
     assert took <= bound + 1.0  # one second of scheduling slack
 
 
-def _gap_deliveries(stack):
-    """Messages the workers sent from the database to fill gaps so far (their metrics endpoints)."""
+def _workers_total(stack, name, **labels):
+    """The sum of metric ``name`` (with ``labels``) over the ASGI workers' metrics endpoints."""
     from tests.metrics import scrape_all, total
 
-    urls = [f"http://127.0.0.1:{port}/metrics" for name, port in stack.config.metrics_ports().items()
-            if name.startswith("asgi-")]
-    return total(scrape_all(urls), "switchyard_chat_messages_delivered_total", path="gap")
+    urls = [f"http://127.0.0.1:{port}/metrics" for worker, port in stack.config.metrics_ports().items()
+            if worker.startswith("asgi-")]
+    return total(scrape_all(urls), name, **labels)
+
+
+def _gap_deliveries(stack):
+    """Messages the workers sent from the database to fill gaps so far."""
+    return _workers_total(stack, "switchyard_chat_messages_delivered_total", path="gap")
 
 
 def _health(stack):

@@ -29,13 +29,12 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.stack]
 CLIENTS, IDLE, RATE = 20, 10, 20.0
 # What the issue asks of a failover: primary promoted within this (seconds).
 FAILOVER_BOUND = 10.0
-# Frames sent but never stored when every socket loses Redis at once: a frame on
-# its way into a consumer as the layer fails is dropped with the socket and never
-# echoed, so its sender sees it unsent (docs/reliability.md, "Redis HA"). A
-# consumer waits at most CONNECT_TIMEOUT on a dead primary's address, so at most
-# the frames sent meanwhile: RATE x 0.5 s = 10. Seen: 0-2 native and compose, 7
-# on the Ansible hosts; 40 before the timeouts were cut (consumers hanging).
-IN_FLIGHT_BOUND = 10
+# A failover is shorter than the fan-out layer's reconnect grace (30 s), so
+# every socket stays open through it: messages sent meanwhile are stored
+# (their live push fails; the consumers catch up from the database once their
+# worker subscribed again), and no frame goes down with a closing socket
+# (docs/reliability.md, "Redis HA"). Before the sockets stayed open, up to 13
+# frames per failover were lost with sockets closed by 1013.
 
 
 def _start(native):
@@ -150,21 +149,26 @@ def fetcher(stack, room):
 
 
 def check_failover(figures, timing, first, promoted_bound=FAILOVER_BOUND):
-    """Assert what every failover test must show: nothing lost, few frames in flight, promotion and delivery in time.
+    """Assert what every failover test must show: nothing lost, no socket closed, promotion and delivery in time.
 
     ``timing["promoted"]`` and ``first`` (see :func:`first_delivery_after`) in seconds.
     """
     assert figures.workers == 2
     assert figures.lost == 0  # every stored message reached every client, idle ones too
-    assert figures.unacknowledged <= IN_FLIGHT_BOUND
+    assert not figures.close_codes and figures.unacknowledged == 0, figures.close_codes  # see the top of the module
     assert timing["promoted"] < promoted_bound
     assert first is not None and first < FAILOVER_BOUND + 5
 
 
 def first_delivery_after(clients, moment):
-    """Seconds from ``moment`` to the first live message on a socket that (re)joined after it, or None."""
-    times = [arrival for client in clients for arrival, joined in client.arrivals
-             if joined is not None and joined > moment]
+    """Seconds from ``moment`` to the first arrival, on any socket, of a message sent after it; None if none arrived.
+
+    When the stack delivers again after a fault at ``moment`` (time.monotonic()
+    seconds; take it once the fault has happened): live, or from the database
+    once a worker subscribed again, on a socket that stayed open or reconnected.
+    """
+    sent = {body for client in clients for body, at in client.sent_at.items() if at > moment}
+    times = [arrival for client in clients for arrival, body in client.arrivals if body in sent]
     return min(times) - moment if times else None
 
 
@@ -308,11 +312,10 @@ async def test_one_shard_of_two_down(sharded_stack, report):
     assert health["down"]["checks"]["channel_layer_shard_1"] != "ok"
     assert health["down"]["checks"]["redis"] == "ok"
     assert figures.lost == 0  # what was acknowledged (stored) reached every client once the shard was back
-    # A worker whose own channel hashes to the lost shard accepts sockets (this
-    # room's group is on the live one) and closes them with 1013 as its reader
-    # fails: frames sent in between were never stored nor acknowledged, and
-    # the client sees that (docs/reliability.md, "Channel-layer shards").
-    assert figures.unacknowledged <= 0.05 * figures.sent
+    # A worker whose own channel hashes to the lost shard keeps its sockets
+    # open too (they watch reconnects and catch up once it is back), so no
+    # frame goes down with a socket (docs/reliability.md, "Channel-layer shards").
+    assert not figures.close_codes and figures.unacknowledged == 0, figures.close_codes
 
 
 def _health(stack):
