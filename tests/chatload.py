@@ -90,7 +90,6 @@ class LoadClient:
         self.users = None  # the last presence frame's users
         self.connection = None
         self.connected = asyncio.Event()
-        self.connected_at = None  # time.monotonic() of the last welcome
         # (arrival, body) of every message frame after the welcome, time.monotonic() seconds
         self.arrivals = []
         self.sent_at = {}  # body -> time.monotonic() it was handed to the socket
@@ -129,7 +128,6 @@ class LoadClient:
                                 self.reconnect_times.append(time.monotonic() - lost_at)
                                 lost_at = None
                             delays = reconnect_delays()
-                            self.connected_at = time.monotonic()
                             self.connection = connection
                             self.connected.set()
                         elif frame["type"] == "message":
