@@ -13,7 +13,7 @@ import redis
 from django.http import JsonResponse
 from django.views.decorators.http import require_http_methods
 
-from chat import messages, metrics, protocol
+from chat import messages, protocol
 from chat.access import can_access
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,5 @@ def messages_view(request, room):
         # Stored, so readers get it from the history when they reconnect; only
         # the live push failed. Tell the caller instead of answering 500.
         logger.warning("message %s stored but not pushed: %s", message["id"], exc)
-        metrics.BROADCASTS_DELAYED.inc()
         delivery = "delayed"
     return JsonResponse({**message, "delivery": delivery}, status=201)

@@ -238,7 +238,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except REDIS_ERRORS as exc:
             if not self.watching:
                 raise
-            metrics.BROADCASTS_DELAYED.inc()
             logger.warning("room %s: offset %s stored, its broadcast waits for the channel layer (%s)",
                            self.room, message["offset"], exc)
 

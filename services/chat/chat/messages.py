@@ -19,6 +19,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
+from redis.exceptions import RedisError
 
 from switchyard.frames import text_frame
 
@@ -189,14 +190,19 @@ async def broadcast(message):
     frame, bytes, and its payload length: ``switchyard.frames.text_frame``,
     for servers that take pre-encoded frames), and ``stored`` (Unix time in
     seconds, after the commit) for the delivery-latency metric. Raises whatever the channel layer raises when Redis
-    cannot be reached (``redis.RedisError`` or ``OSError``).
+    cannot be reached (``redis.RedisError`` or ``OSError``), counted in
+    ``switchyard_chat_broadcasts_delayed_total`` (the message is stored; sockets get it from the database).
     """
     layer = get_channel_layer()
     text = encode(message_frame(message))
     frame, frame_bytes = text_frame(text)
     event = {"type": EVENT_TYPE, "message": message, "text": text, "frame": frame, "frame_bytes": frame_bytes,
              "stored": time.time()}
-    await layer.group_send(group_name(message["room"]), event)
+    try:
+        await layer.group_send(group_name(message["room"]), event)
+    except (RedisError, OSError):
+        metrics.BROADCASTS_DELAYED.inc()
+        raise
 
 
 def broadcast_sync(message):

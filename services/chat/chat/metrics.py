@@ -31,7 +31,7 @@ MESSAGES_REFUSED = Counter(
 BROADCASTS_DELAYED = Counter(
     "switchyard_chat_broadcasts_delayed_total",
     "Stored chat messages whose live push failed (the channel layer lost Redis); sockets get them from the "
-    "database once their worker has Redis again.",
+    "database (their worker's catch-up, or the reconnect's welcome).",
 )
 
 # Known label values exist from the start at 0 (switchyard.metrics does the same).
